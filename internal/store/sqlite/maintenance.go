@@ -1,0 +1,228 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/store"
+)
+
+// SetQueuePaused pauses or resumes a queue, creating its settings row if
+// needed.
+func (s *Store) SetQueuePaused(ctx context.Context, tenantID, queue string, paused bool) error {
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		if _, err := t.exec(stSetPaused, tenantID, queue, paused, t.nowUS); err != nil {
+			return err
+		}
+		t.notify(store.Notification{Kind: store.NotifyQueue, TenantID: tenantID, Queue: queue})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set queue paused: %w", err)
+	}
+	return nil
+}
+
+// RescueExpired turns running jobs whose lease expired into retryable or
+// dead. The expired jobs are read from the read pool and retryAt is called on
+// the caller's goroutine, so that no caller code runs on the writer; the
+// writer then applies each change only if the job still holds the same,
+// still expired, lease (a heartbeat or a completion may have come between).
+func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*store.Job) time.Duration) (int, time.Duration, error) {
+	if limit <= 0 {
+		return 0, 0, nil
+	}
+	st, err := s.rstmts.get(ctx, s.read, rsRescueSelect)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, time.Now().UnixMicro(), int64(limit))
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
+	}
+	var expired []*store.Job
+	r := newJobRow()
+	for rows.Next() {
+		j, err := r.scan(rows)
+		if err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
+		}
+		expired = append(expired, j)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
+	}
+	delays := make([]time.Duration, len(expired))
+	for i, j := range expired {
+		if j.Attempt < j.MaxAttempts {
+			delays[i] = retryAt(j)
+		}
+	}
+
+	var (
+		n    int
+		next time.Duration
+	)
+	err = s.w.do(ctx, true, func(t *wtx) error {
+		n, next = 0, 0
+		at := t.errorTime()
+		var earliest int64
+		scheduled := false
+		for i, j := range expired {
+			var (
+				k   int64
+				err error
+			)
+			if j.Attempt < j.MaxAttempts {
+				runAt := t.nowUS + delays[i].Microseconds()
+				k, err = t.execN(stRescueRetry, at, leaseExpiredMessage, runAt, j.ID, int64(j.Attempt), j.LeaseToken, t.nowUS)
+				if k > 0 && (!scheduled || runAt < earliest) {
+					earliest, scheduled = runAt, true
+				}
+			} else {
+				k, err = t.execN(stRescueDead, at, leaseExpiredMessage, t.nowUS, j.ID, int64(j.Attempt), j.LeaseToken, t.nowUS)
+			}
+			if err != nil {
+				return fmt.Errorf("job %d: %w", j.ID, err)
+			}
+			n += int(k)
+		}
+		if scheduled {
+			t.notify(store.Notification{Kind: store.NotifyScheduled, At: fromMicros(earliest)})
+		}
+		var first sqlNullInt
+		if err := t.queryRow(stNextLeaseExpiry).Scan(&first); err != nil {
+			return err
+		}
+		if first.valid {
+			// A lease expiring now, or already expired beyond limit, still
+			// answers a positive duration: zero means there is none.
+			next = max(time.Duration(first.v-t.nowUS)*time.Microsecond, time.Microsecond)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
+	}
+	return n, next, nil
+}
+
+// PromoteScheduled makes due scheduled and retryable jobs available.
+func (s *Store) PromoteScheduled(ctx context.Context, limit int) (int, time.Duration, error) {
+	var (
+		n    int
+		next time.Duration
+	)
+	if limit <= 0 {
+		return 0, -1, nil
+	}
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		n, next = 0, -1
+		rows, err := t.query(stPromote, t.nowUS, int64(limit))
+		if err != nil {
+			return err
+		}
+		var tenant, queue string
+		for rows.Next() {
+			if err := rows.Scan(&tenant, &queue); err != nil {
+				rows.Close()
+				return err
+			}
+			t.notify(store.Notification{Kind: store.NotifyInsert, TenantID: tenant, Queue: queue})
+			n++
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		var first sqlNullInt
+		if err := t.queryRow(stNextPending).Scan(&first); err != nil {
+			return err
+		}
+		if first.valid {
+			next = max(time.Duration(first.v-t.nowUS)*time.Microsecond, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: promote scheduled: %w", err)
+	}
+	return n, next, nil
+}
+
+// DeleteFinished deletes finished jobs older than the retention ages, at
+// most p.Limit rows per state (no limit if p.Limit <= 0).
+func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) (int, error) {
+	limit := int64(p.Limit)
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	var n int
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		n = 0
+		for _, d := range []struct {
+			id  stmtID
+			age time.Duration
+		}{{stDeleteSucceeded, p.Succeeded}, {stDeleteCancelled, p.Cancelled}, {stDeleteDead, p.Dead}} {
+			if d.age <= 0 {
+				continue
+			}
+			k, err := t.execN(d.id, t.nowUS-d.age.Microseconds(), limit)
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete finished: %w", err)
+	}
+	return n, nil
+}
+
+// PurgeQueue deletes every job of a queue that is not running.
+func (s *Store) PurgeQueue(ctx context.Context, tenantID, queue string) (int, error) {
+	var n int64
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		var err error
+		n, err = t.execN(stPurge, tenantID, queue)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge queue: %w", err)
+	}
+	return int(n), nil
+}
+
+// TryLead claims or renews the leadership name for nodeID. With one process
+// per file that node always wins, unless another process shares the file.
+func (s *Store) TryLead(ctx context.Context, name, nodeID string, ttl time.Duration) (bool, error) {
+	var lead bool
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		n, err := t.execN(stTryLead, name, nodeID, t.nowUS, t.nowUS+ttl.Microseconds())
+		lead = n > 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: try lead: %w", err)
+	}
+	return lead, nil
+}
+
+// Resign gives up leadership if nodeID holds it and sends NotifyLeader
+// either way, so that others try at once.
+func (s *Store) Resign(ctx context.Context, name, nodeID string) error {
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		if _, err := t.exec(stResign, name, nodeID); err != nil {
+			return err
+		}
+		t.notify(store.Notification{Kind: store.NotifyLeader})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: resign: %w", err)
+	}
+	return nil
+}
