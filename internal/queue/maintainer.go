@@ -1,0 +1,257 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/store"
+)
+
+// MaintenanceConfig configures the leader's duties.
+type MaintenanceConfig struct {
+	// Disabled turns maintenance off in this process (it never leads).
+	// Default false.
+	Disabled bool
+	// LeaderTTL is how long leadership lasts unrenewed; the leader renews
+	// every third of it and followers try as often, so a dead leader is
+	// replaced within about 1⅓ TTL. Default 3s.
+	LeaderTTL time.Duration
+	// RescueInterval caps the time between checks for expired leases.
+	// Default: LeaseDuration / 2.
+	RescueInterval time.Duration
+	// Retention: finished jobs are deleted after these ages; 0 keeps them.
+	// Defaults: succeeded 24h, cancelled 7 days, dead 7 days.
+	Retention store.RetentionParams
+	// CleanupInterval is the time between retention runs. Default 1 minute.
+	CleanupInterval time.Duration
+	// ShutdownGrace is how long Stop waits, after cancelling jobs whose
+	// deadline passed, for their handlers to return. Default 5s.
+	ShutdownGrace time.Duration
+}
+
+func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
+	if c.LeaderTTL <= 0 {
+		c.LeaderTTL = 3 * time.Second
+	}
+	if c.RescueInterval <= 0 {
+		c.RescueInterval = lease / 2
+	}
+	if c.Retention == (store.RetentionParams{}) {
+		c.Retention = store.RetentionParams{Succeeded: 24 * time.Hour, Cancelled: 7 * 24 * time.Hour, Dead: 7 * 24 * time.Hour}
+	}
+	if c.Retention.Limit <= 0 {
+		c.Retention.Limit = 10000
+	}
+	if c.CleanupInterval <= 0 {
+		c.CleanupInterval = time.Minute
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 5 * time.Second
+	}
+}
+
+// leadershipName is the leaders row that decides who maintains the store.
+const leadershipName = "maintenance"
+
+// maintainer holds or seeks leadership and, while leading, rescues expired
+// leases, promotes due jobs and applies retention. It sleeps until the next
+// thing is due, woken early by notifications, so an idle store costs a
+// leadership renewal every TTL/3 and nothing else.
+type maintainer struct {
+	r        *Runner
+	cfg      MaintenanceConfig
+	election chan struct{}
+	promote  chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	leading  bool
+}
+
+func newMaintainer(r *Runner) *maintainer {
+	return &maintainer{
+		r:        r,
+		cfg:      r.cfg.Maintenance,
+		election: make(chan struct{}, 1),
+		promote:  make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+func (m *maintainer) wakeElection() { signal(m.election) }
+func (m *maintainer) wakePromoter() { signal(m.promote) }
+
+// signal sends a coalescing wake-up on ch without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (m *maintainer) start() {
+	if m.cfg.Disabled {
+		close(m.done)
+		return
+	}
+	go m.loop()
+}
+
+func (m *maintainer) stop() {
+	select {
+	case <-m.quit:
+	default:
+		close(m.quit)
+	}
+	<-m.done
+}
+
+// IsLeader reports whether this runner currently leads maintenance.
+func (r *Runner) IsLeader() bool { return r.maintainer.isLeader() }
+
+func (m *maintainer) isLeader() bool {
+	m.r.mu.Lock()
+	defer m.r.mu.Unlock()
+	return m.leading
+}
+
+func (m *maintainer) setLeading(v bool) {
+	m.r.mu.Lock()
+	changed := m.leading != v
+	m.leading = v
+	m.r.mu.Unlock()
+	if changed {
+		m.r.log.Info("queue: leadership changed", "node", m.r.cfg.NodeID, "leader", v)
+		m.r.cfg.Metrics.setLeader(v)
+		if m.r.cfg.OnLeaderChange != nil {
+			m.r.cfg.OnLeaderChange(v)
+		}
+	}
+}
+
+func (m *maintainer) loop() {
+	defer close(m.done)
+	store := m.r.cfg.Store
+	renewEvery := m.cfg.LeaderTTL / 3
+	var nextRenew, nextRescue, nextPromote, nextCleanup time.Time // zero: due now
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		if !now.Before(nextRenew) {
+			ctx, cancel := context.WithTimeout(context.Background(), renewEvery)
+			lead, err := store.TryLead(ctx, leadershipName, m.r.cfg.NodeID, m.cfg.LeaderTTL)
+			cancel()
+			if err != nil {
+				m.r.log.Error("queue: leader election", "err", err)
+				lead = false
+			}
+			if lead && !m.isLeader() {
+				nextRescue, nextPromote, nextCleanup = now, now, now
+			}
+			m.setLeading(lead)
+			nextRenew = now.Add(renewEvery)
+		}
+		if m.isLeader() {
+			if !now.Before(nextPromote) {
+				nextPromote = now.Add(m.runPromote())
+			}
+			if !now.Before(nextRescue) {
+				nextRescue = now.Add(m.runRescue())
+			}
+			if !now.Before(nextCleanup) {
+				m.runCleanup()
+				nextCleanup = now.Add(m.cfg.CleanupInterval)
+			}
+		}
+		due := nextRenew
+		if m.isLeader() {
+			for _, t := range []time.Time{nextPromote, nextRescue, nextCleanup} {
+				if t.Before(due) {
+					due = t
+				}
+			}
+		}
+		timer.Reset(max(time.Until(due), 0))
+		select {
+		case <-m.quit:
+			if m.isLeader() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := store.Resign(ctx, leadershipName, m.r.cfg.NodeID); err != nil {
+					m.r.log.Error("queue: resign leadership", "err", err)
+				}
+				cancel()
+				m.setLeading(false)
+			}
+			return
+		case <-timer.C:
+		case <-m.election:
+			nextRenew = time.Time{}
+		case <-m.promote:
+			nextPromote = time.Time{}
+		}
+	}
+}
+
+// runPromote promotes due jobs and returns how long until it should run again.
+func (m *maintainer) runPromote() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const limit = 5000
+	n, next, err := m.r.cfg.Store.PromoteScheduled(ctx, limit)
+	switch {
+	case err != nil:
+		m.r.log.Error("queue: promote scheduled jobs", "err", err)
+		return time.Second
+	case n == limit:
+		return 0
+	case next < 0:
+		// Nothing pending: a NotifyScheduled will wake us. The poll covers
+		// notifications lost between nodes.
+		if m.r.cfg.PollInterval > 0 {
+			return m.r.cfg.PollInterval
+		}
+		return time.Hour
+	case m.r.cfg.PollInterval > 0:
+		return min(next, m.r.cfg.PollInterval)
+	default:
+		return next
+	}
+}
+
+// runRescue rescues expired leases and returns how long until the next check.
+func (m *maintainer) runRescue() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const limit = 1000
+	n, next, err := m.r.cfg.Store.RescueExpired(ctx, limit, m.r.retryDelay)
+	if err != nil {
+		m.r.log.Error("queue: rescue expired leases", "err", err)
+		return time.Second
+	}
+	if n > 0 {
+		m.r.log.Warn("queue: rescued jobs whose lease expired", "count", n)
+		m.r.cfg.Metrics.rescued(n)
+		m.wakePromoter()
+	}
+	if n == limit {
+		return 0
+	}
+	if next > 0 && next < m.cfg.RescueInterval {
+		return next
+	}
+	return m.cfg.RescueInterval
+}
+
+func (m *maintainer) runCleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := m.r.cfg.Store.DeleteFinished(ctx, m.cfg.Retention)
+	if err != nil {
+		m.r.log.Error("queue: retention", "err", err)
+		return
+	}
+	if n > 0 {
+		m.r.log.Info("queue: deleted finished jobs past retention", "count", n)
+	}
+}

@@ -1,0 +1,421 @@
+// Package queue runs jobs: per-queue fetch loops woken by store
+// notifications, a fixed pool of worker goroutines per queue, a completer that
+// records outcomes in batches, a heartbeater that extends leases, and the
+// leader-only maintenance (rescue of expired leases, promotion of scheduled
+// jobs, retention).
+//
+// Nothing polls per job. A fetch loop leases when a notification says jobs
+// arrived, when a worker frees a slot after a fetch that filled every slot
+// (there may be more), or on the fallback poll that covers lost notifications.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/store"
+)
+
+// QueueConfig configures one queue this runner works.
+type QueueConfig struct {
+	// Concurrency is how many of the queue's jobs run at once in this
+	// process. Default 100.
+	Concurrency int
+}
+
+// Config configures a Runner.
+type Config struct {
+	Store    store.Store
+	Registry *Registry
+	// TenantID whose queues are worked. Default "default".
+	TenantID string
+	// NodeID identifies this process in leases and leadership. Required.
+	NodeID string
+	// Queues to work, by name. Empty: the runner only does maintenance.
+	Queues map[string]QueueConfig
+	// LeaseDuration is how long a lease lasts without a heartbeat; heartbeats
+	// run every third of it. Default 30s.
+	LeaseDuration time.Duration
+	// FetchBatch caps the jobs leased per fetch. Default 1000.
+	FetchBatch int
+	// PollInterval is the fallback fetch and promotion poll that covers lost
+	// notifications; 0 disables it (a single-process store loses none).
+	// Default 0; the PostgreSQL backend uses 1s.
+	PollInterval time.Duration
+	// CompleteBatch caps completions recorded per store call. Default 2000.
+	CompleteBatch int
+	// Retry is the default retry policy. Default ExponentialBackoff{1s, 1h}.
+	Retry RetryPolicy
+	// Maintenance configures the leader's duties.
+	Maintenance MaintenanceConfig
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Metrics; nil records none.
+	Metrics *Metrics
+	// OnStart, if set, is called as each attempt starts, before its handler.
+	OnStart func(*store.Job)
+	// OnLeaderChange, if set, is called when this runner gains or loses
+	// maintenance leadership.
+	OnLeaderChange func(leader bool)
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return errors.New("queue: config: Store is required")
+	}
+	if c.NodeID == "" {
+		return errors.New("queue: config: NodeID is required")
+	}
+	if c.Registry == nil {
+		c.Registry = NewRegistry()
+	}
+	if c.TenantID == "" {
+		c.TenantID = "default"
+	}
+	if c.LeaseDuration <= 0 {
+		c.LeaseDuration = 30 * time.Second
+	}
+	if c.FetchBatch <= 0 {
+		c.FetchBatch = 1000
+	}
+	if c.CompleteBatch <= 0 {
+		c.CompleteBatch = 2000
+	}
+	if c.Retry == nil {
+		c.Retry = ExponentialBackoff{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	for name, q := range c.Queues {
+		if q.Concurrency <= 0 {
+			q.Concurrency = 100
+			c.Queues[name] = q
+		}
+	}
+	c.Maintenance.setDefaults(c.LeaseDuration)
+	return nil
+}
+
+// Runner works queues and, when elected, maintains the store.
+type Runner struct {
+	cfg        Config
+	log        *slog.Logger
+	producers  map[string]*producer
+	completer  *completer
+	maintainer *maintainer
+
+	workCtx    context.Context // parent of every job context
+	cancelWork context.CancelCauseFunc
+
+	mu      sync.Mutex
+	running map[int64]*runningJob
+
+	stopFetch chan struct{} // closed to stop fetch loops
+	fetchWG   sync.WaitGroup
+	workerWG  sync.WaitGroup
+	bgWG      sync.WaitGroup // heartbeater
+	bgStop    chan struct{}
+
+	started  atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+type runningJob struct {
+	job    *store.Job
+	cancel context.CancelCauseFunc
+}
+
+// New validates cfg and returns a runner that is not started.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	r := &Runner{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		producers: map[string]*producer{},
+		running:   map[int64]*runningJob{},
+		stopFetch: make(chan struct{}),
+		bgStop:    make(chan struct{}),
+	}
+	r.workCtx, r.cancelWork = context.WithCancelCause(context.Background())
+	for name, q := range cfg.Queues {
+		r.producers[name] = newProducer(r, name, q.Concurrency)
+	}
+	r.completer = newCompleter(r)
+	r.maintainer = newMaintainer(r)
+	return r, nil
+}
+
+// Notify routes a store notification to the component it concerns. It never
+// blocks: every wake-up is a coalescing signal.
+func (r *Runner) Notify(n store.Notification) {
+	switch n.Kind {
+	case store.NotifyInsert:
+		if n.TenantID == r.cfg.TenantID {
+			if p := r.producers[n.Queue]; p != nil {
+				signal(p.wake)
+			}
+		}
+	case store.NotifyScheduled:
+		r.maintainer.wakePromoter()
+	case store.NotifyCancel:
+		r.cancelRunning(n.JobID, errJobCancelled)
+	case store.NotifyQueue:
+		if n.TenantID == r.cfg.TenantID {
+			if p := r.producers[n.Queue]; p != nil {
+				signal(p.queueChanged)
+			}
+		}
+	case store.NotifyLeader:
+		r.maintainer.wakeElection()
+	case store.NotifyResync:
+		for _, p := range r.producers {
+			signal(p.queueChanged)
+		}
+		r.maintainer.wakeElection()
+		r.maintainer.wakePromoter()
+	}
+}
+
+// Start starts the fetch loops, workers, completer, heartbeater and
+// maintenance. ctx bounds startup only.
+func (r *Runner) Start(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("queue: runner already started")
+	}
+	r.completer.start()
+	for _, p := range r.producers {
+		paused, err := r.cfg.Store.QueuePaused(ctx, r.cfg.TenantID, p.queue)
+		if err != nil {
+			return fmt.Errorf("queue: start %s: %w", p.queue, err)
+		}
+		p.paused = paused
+		p.start()
+	}
+	r.bgWG.Add(1)
+	go r.heartbeatLoop()
+	r.maintainer.start()
+	return nil
+}
+
+// Stop shuts down gracefully: it stops fetching, releases jobs fetched but not
+// started, waits for running jobs until ctx ends, then cancels them (their
+// context's cause is ErrShutdown) and releases their leases at once so they
+// run again promptly; finally it flushes completions and resigns leadership.
+// Idempotent; later calls return the first call's result.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { r.stopErr = r.stop(ctx) })
+	return r.stopErr
+}
+
+func (r *Runner) stop(ctx context.Context) error {
+	if !r.started.Load() {
+		return nil
+	}
+	close(r.stopFetch)
+	r.fetchWG.Wait()
+	for _, p := range r.producers {
+		close(p.jobs) // workers release what is still buffered, then exit
+	}
+	done := make(chan struct{})
+	go func() { r.workerWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.cancelWork(errShutdown)
+		// Handlers that return on cancellation are released by their
+		// workers. Those that ignore their context still hold leases: void
+		// them now so the jobs run again without waiting for expiry; their
+		// late outcomes will be rejected as stale.
+		r.mu.Lock()
+		var stuck []store.Completion
+		for _, rj := range r.running {
+			stuck = append(stuck, store.Completion{Lease: leaseOf(rj.job), Outcome: store.OutcomeReleased})
+		}
+		r.mu.Unlock()
+		for _, c := range stuck {
+			r.completer.add(c)
+		}
+		select {
+		case <-done:
+		case <-time.After(r.cfg.Maintenance.ShutdownGrace):
+			r.log.Warn("queue: handlers ignored cancellation; their jobs were released", "count", len(stuck))
+		}
+	}
+	close(r.bgStop)
+	r.bgWG.Wait()
+	r.maintainer.stop()
+	err := r.completer.stop(ctx)
+	r.cancelWork(errShutdown)
+	return err
+}
+
+func leaseOf(j *store.Job) store.Lease {
+	return store.Lease{JobID: j.ID, Attempt: j.Attempt, Token: j.LeaseToken}
+}
+
+// cancelRunning cancels a running job's context with cause, if it runs here.
+func (r *Runner) cancelRunning(id int64, cause error) bool {
+	r.mu.Lock()
+	rj := r.running[id]
+	r.mu.Unlock()
+	if rj == nil {
+		return false
+	}
+	rj.cancel(cause)
+	return true
+}
+
+// RunningCount reports the attempts running in this process.
+func (r *Runner) RunningCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running)
+}
+
+// execute runs one leased job to its outcome and hands that to the completer.
+func (r *Runner) execute(job *store.Job) {
+	kind := r.cfg.Registry.Lookup(job.Kind)
+	ctx, cancel := context.WithCancelCause(r.workCtx)
+	defer cancel(nil)
+	timeout := job.Timeout
+	if timeout <= 0 && kind != nil {
+		timeout = kind.Timeout
+	}
+	runCtx := ctx
+	if timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		runCtx, cancelTimeout = context.WithTimeout(ctx, timeout)
+		defer cancelTimeout()
+	}
+	r.mu.Lock()
+	r.running[job.ID] = &runningJob{job: job, cancel: cancel}
+	r.mu.Unlock()
+	if r.cfg.OnStart != nil {
+		r.cfg.OnStart(job)
+	}
+	r.cfg.Metrics.started(job)
+	start := time.Now()
+
+	exec := &Execution{Job: job, store: r.cfg.Store}
+	var err error
+	if kind == nil || kind.Handler == nil {
+		err = fmt.Errorf("no handler for kind %q in this worker", job.Kind)
+	} else {
+		err = callHandler(runCtx, kind.Handler, exec)
+	}
+
+	r.mu.Lock()
+	delete(r.running, job.ID)
+	r.mu.Unlock()
+
+	c, record := r.outcome(job, kind, exec, err, context.Cause(ctx), runCtx.Err(), timeout)
+	r.cfg.Metrics.finished(job, c.Outcome, time.Since(start))
+	if record {
+		r.completer.add(c)
+	}
+}
+
+// outcome classifies how an attempt ended. record is false when the outcome
+// must not be written (the lease is known to be gone).
+func (r *Runner) outcome(job *store.Job, kind *Kind, exec *Execution, err, cause, runErr error, timeout time.Duration) (c store.Completion, record bool) {
+	c.Lease = leaseOf(job)
+	switch {
+	case errors.Is(cause, errLeaseLost):
+		return c, false
+	case errors.Is(cause, errJobCancelled):
+		// Cancel already wrote the final state and voided the lease; this
+		// write is fenced off and kept only for the record of intent.
+		c.Outcome = store.OutcomeCancelled
+		return c, false
+	case errors.Is(cause, errShutdown) && err != nil:
+		c.Outcome = store.OutcomeReleased
+		return c, true
+	}
+	var snooze *SnoozeError
+	var discard *DiscardError
+	switch {
+	case err == nil:
+		c.Outcome = store.OutcomeSucceeded
+		c.Result = exec.Result
+	case errors.As(err, &snooze):
+		c.Outcome = store.OutcomeSnoozed
+		c.Delay = snooze.Delay
+	case errors.As(err, &discard):
+		c.Outcome = store.OutcomeDead
+		c.Error = discard.Error()
+	default:
+		c.Outcome = store.OutcomeFailed
+		c.Error = err.Error()
+		if errors.Is(runErr, context.DeadlineExceeded) && timeout > 0 {
+			c.Error = fmt.Sprintf("timed out after %s: %s", timeout, err)
+		}
+		policy := r.cfg.Retry
+		if kind != nil && kind.Retry != nil {
+			policy = kind.Retry
+		}
+		c.RetryIn = policy.NextRetry(job.Attempt)
+	}
+	return c, true
+}
+
+// callHandler runs h, turning a panic into an error carrying the stack.
+func callHandler(ctx context.Context, h HandlerFunc, exec *Execution) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return h(ctx, exec)
+}
+
+// retryDelay is the backoff the rescuer uses for a job whose lease expired.
+func (r *Runner) retryDelay(job *store.Job) time.Duration {
+	if k := r.cfg.Registry.Lookup(job.Kind); k != nil && k.Retry != nil {
+		return k.Retry.NextRetry(job.Attempt)
+	}
+	return r.cfg.Retry.NextRetry(job.Attempt)
+}
+
+// heartbeatLoop extends the leases of running jobs every third of the lease
+// duration. With nothing running it costs nothing but a timer.
+func (r *Runner) heartbeatLoop() {
+	defer r.bgWG.Done()
+	t := time.NewTicker(r.cfg.LeaseDuration / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.bgStop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		leases := make([]store.Lease, 0, len(r.running))
+		for _, rj := range r.running {
+			leases = append(leases, leaseOf(rj.job))
+		}
+		r.mu.Unlock()
+		if len(leases) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.LeaseDuration/3)
+		stale, err := r.cfg.Store.Heartbeat(ctx, leases, r.cfg.LeaseDuration)
+		cancel()
+		if err != nil {
+			r.log.Error("queue: heartbeat", "err", err, "jobs", len(leases))
+			continue
+		}
+		for _, l := range stale {
+			r.cancelRunning(l.JobID, errLeaseLost)
+		}
+	}
+}

@@ -1,0 +1,378 @@
+// Package switchyard is the Go API of Switchyard, an event-driven job and
+// workflow platform: durable jobs on an embedded SQLite file or on
+// PostgreSQL, run by typed in-process handlers.
+//
+// A client opens a database, registers handlers with Handle, starts, and
+// enqueues:
+//
+//	client, err := switchyard.Open(ctx, switchyard.Config{Database: "sqlite:switchyard.db"})
+//	switchyard.Handle(client, func(ctx context.Context, job *switchyard.Job[ResizeArgs]) error { … })
+//	err = client.Start(ctx)
+//	res, err := client.Enqueue(ctx, ResizeArgs{Path: "a.png"}, nil)
+//
+// Every acknowledged enqueue is durable before Enqueue returns. Jobs run at
+// least once; every attempt's outcome is fenced by its lease token so a stale
+// worker can never overwrite a newer attempt. See DESIGN.md for the promise.
+package switchyard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/store"
+	"github.com/switchyard-dev/switchyard/internal/store/postgres"
+	"github.com/switchyard-dev/switchyard/internal/store/sqlite"
+)
+
+// Durability levels.
+const (
+	// DurabilityFull survives power loss: SQLite synchronous=FULL,
+	// PostgreSQL synchronous_commit=on.
+	DurabilityFull = "full"
+	// DurabilityRelaxed survives a process crash but may lose the last
+	// commits on power loss (SQLite synchronous=NORMAL).
+	DurabilityRelaxed = "relaxed"
+)
+
+// DefaultDatabase is where Open puts its data when Config.Database is empty.
+const DefaultDatabase = "sqlite:switchyard.db"
+
+// QueueConfig configures a queue this client works.
+type QueueConfig struct {
+	// Concurrency is how many of the queue's jobs run at once in this
+	// process. Default 100.
+	Concurrency int
+}
+
+// Config configures a Client. The zero value is usable: an SQLite file
+// switchyard.db in the working directory, tenant default.
+type Config struct {
+	// Database is "sqlite:PATH" or a postgres:// (postgresql://) URL.
+	// Default "sqlite:switchyard.db".
+	Database string
+	// PgxPool, if set, is used instead of Database (PostgreSQL), so jobs can
+	// be enqueued inside the application's own transactions. Not closed by
+	// Close.
+	PgxPool *pgxpool.Pool
+	// Durability is DurabilityFull or DurabilityRelaxed (SQLite only).
+	// Default DurabilityFull.
+	Durability string
+	// NoMigrate skips applying migrations at Open. Default false.
+	NoMigrate bool
+
+	// TenantID scopes every job this client enqueues, reads and works.
+	// Default "default".
+	TenantID string
+	// NodeID names this process in leases and leadership. Default
+	// hostname-pid-random.
+	NodeID string
+	// Queues to work, by name. If nil and a handler is registered, the
+	// client works queue "default" with concurrency 100.
+	Queues map[string]QueueConfig
+	// ExternalKinds are kinds this client may enqueue without a handler of
+	// its own (another process works them). Default none.
+	ExternalKinds []string
+
+	// LeaseDuration is how long a running job's lease lasts unrenewed; the
+	// client heartbeats every third of it, and a job whose worker died runs
+	// again after it expires. Default 30s.
+	LeaseDuration time.Duration
+	// FetchBatch caps jobs leased per fetch. Default 1000.
+	FetchBatch int
+	// PollInterval is the fallback poll covering lost notifications.
+	// Default 1s on PostgreSQL; none on SQLite (one process loses none).
+	PollInterval time.Duration
+	// ShutdownTimeout bounds Stop's wait for running jobs when Stop's
+	// context has no deadline. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// MaxArgsBytes limits encoded job args. Default 1 MiB.
+	MaxArgsBytes int
+	// DefaultMaxAttempts applies when an enqueue sets none. Default 25.
+	DefaultMaxAttempts int
+	// Retry is the default retry policy. Default ExponentialBackoff with
+	// base 1s and cap 1h (full jitter).
+	Retry RetryPolicy
+
+	// Retention of finished jobs; zero fields take the defaults
+	// (succeeded 24h, cancelled 7 days, dead 7 days).
+	Retention Retention
+	// LeaderTTL is how long maintenance leadership lasts unrenewed; a dead
+	// leader is replaced within about 1⅓ of it. Default 3s.
+	LeaderTTL time.Duration
+	// NoMaintenance keeps this client from ever leading maintenance (rescue,
+	// promotion, retention). Default false.
+	NoMaintenance bool
+	// OnLeaderChange, if set, is called when this client gains or loses
+	// maintenance leadership, for example to run singleton duties of the
+	// application's own. It must not block.
+	OnLeaderChange func(leader bool)
+
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the client's Prometheus metrics. Default none.
+	Registerer prometheus.Registerer
+}
+
+// Retention sets how long finished jobs are kept.
+type Retention struct {
+	Succeeded time.Duration // default 24h
+	Cancelled time.Duration // default 7 days
+	Dead      time.Duration // default 7 days
+}
+
+// RetryPolicy decides how long a failed attempt waits before the next.
+type RetryPolicy = queue.RetryPolicy
+
+// ExponentialBackoff is the default retry policy: the delay after attempt n
+// is uniformly random in [0, min(Max, Base·2^(n-1))] (full jitter).
+type ExponentialBackoff = queue.ExponentialBackoff
+
+// Client enqueues, manages and (once started) works jobs.
+type Client struct {
+	cfg      Config
+	store    store.Store
+	registry *queue.Registry
+	external map[string]bool
+	metrics  *queue.Metrics
+	log      *slog.Logger
+
+	runner  atomic.Pointer[queue.Runner]
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+// Open opens (and unless NoMigrate, migrates) the database and returns a
+// client that enqueues and manages jobs. Call Start to also work them.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:      cfg,
+		store:    st,
+		registry: queue.NewRegistry(),
+		external: map[string]bool{},
+		log:      cfg.Logger,
+	}
+	for _, k := range cfg.ExternalKinds {
+		c.external[k] = true
+	}
+	if cfg.Registerer != nil {
+		c.metrics = queue.NewMetrics(cfg.Registerer)
+	}
+	st.Listen(func(n store.Notification) {
+		if r := c.runner.Load(); r != nil {
+			r.Notify(n)
+		}
+	})
+	return c, nil
+}
+
+func (cfg *Config) setDefaults() error {
+	if cfg.Database == "" && cfg.PgxPool == nil {
+		cfg.Database = DefaultDatabase
+	}
+	switch cfg.Durability {
+	case "":
+		cfg.Durability = DurabilityFull
+	case DurabilityFull, DurabilityRelaxed:
+	default:
+		return fmt.Errorf("switchyard: config: durability must be %q or %q, got %q", DurabilityFull, DurabilityRelaxed, cfg.Durability)
+	}
+	if cfg.TenantID == "" {
+		cfg.TenantID = "default"
+	}
+	if cfg.NodeID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		cfg.NodeID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if cfg.MaxArgsBytes <= 0 {
+		cfg.MaxArgsBytes = 1 << 20
+	}
+	if cfg.DefaultMaxAttempts <= 0 {
+		cfg.DefaultMaxAttempts = 25
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for name, q := range cfg.Queues {
+		if err := validName("queue", name); err != nil {
+			return fmt.Errorf("switchyard: config: %w", err)
+		}
+		if q.Concurrency < 0 {
+			return fmt.Errorf("switchyard: config: queue %q: concurrency must not be negative", name)
+		}
+	}
+	return nil
+}
+
+// BackendOf names the backend a database URL selects: "sqlite" or
+// "postgres"; an error for anything else.
+func BackendOf(database string) (string, error) {
+	switch {
+	case strings.HasPrefix(database, "sqlite:"):
+		if strings.TrimPrefix(database, "sqlite:") == "" {
+			return "", errors.New(`switchyard: database "sqlite:" needs a file path, as in sqlite:switchyard.db`)
+		}
+		return "sqlite", nil
+	case strings.HasPrefix(database, "postgres://"), strings.HasPrefix(database, "postgresql://"):
+		return "postgres", nil
+	default:
+		return "", fmt.Errorf("switchyard: database %q: want sqlite:PATH or a postgres:// URL", database)
+	}
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.PgxPool != nil {
+		return postgres.Open(ctx, postgres.Config{Pool: cfg.PgxPool, NoMigrate: cfg.NoMigrate, Logger: cfg.Logger})
+	}
+	backend, err := BackendOf(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	if backend == "sqlite" {
+		return sqlite.Open(ctx, sqlite.Config{
+			Path:       strings.TrimPrefix(cfg.Database, "sqlite:"),
+			Durability: cfg.Durability,
+			NoMigrate:  cfg.NoMigrate,
+			Logger:     cfg.Logger,
+		})
+	}
+	return postgres.Open(ctx, postgres.Config{URL: cfg.Database, NoMigrate: cfg.NoMigrate, Logger: cfg.Logger})
+}
+
+// Backend names the database backend: "sqlite" or "postgres".
+func (c *Client) Backend() string { return c.store.Backend() }
+
+// Start starts working the configured queues (fetch loops, workers,
+// heartbeats) and competing for maintenance leadership. Register handlers
+// before Start.
+func (c *Client) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("switchyard: start: client is closed")
+	}
+	if c.started {
+		return errors.New("switchyard: start: already started")
+	}
+	queues := map[string]queue.QueueConfig{}
+	for name, q := range c.cfg.Queues {
+		queues[name] = queue.QueueConfig{Concurrency: q.Concurrency}
+	}
+	if c.cfg.Queues == nil && c.registry.Len() > 0 {
+		queues["default"] = queue.QueueConfig{Concurrency: 100}
+	}
+	poll := c.cfg.PollInterval
+	if poll == 0 && c.store.Backend() == "postgres" {
+		poll = time.Second
+	}
+	r, err := queue.New(queue.Config{
+		Store:         c.store,
+		Registry:      c.registry,
+		TenantID:      c.cfg.TenantID,
+		NodeID:        c.cfg.NodeID,
+		Queues:        queues,
+		LeaseDuration: c.cfg.LeaseDuration,
+		FetchBatch:    c.cfg.FetchBatch,
+		PollInterval:  poll,
+		Retry:         c.cfg.Retry,
+		Maintenance: queue.MaintenanceConfig{
+			Disabled:  c.cfg.NoMaintenance,
+			LeaderTTL: c.cfg.LeaderTTL,
+			Retention: store.RetentionParams{
+				Succeeded: c.cfg.Retention.Succeeded,
+				Cancelled: c.cfg.Retention.Cancelled,
+				Dead:      c.cfg.Retention.Dead,
+			},
+		},
+		Logger:         c.log,
+		Metrics:        c.metrics,
+		OnLeaderChange: c.cfg.OnLeaderChange,
+	})
+	if err != nil {
+		return fmt.Errorf("switchyard: start: %w", err)
+	}
+	c.runner.Store(r)
+	if err := r.Start(ctx); err != nil {
+		c.runner.Store(nil)
+		return fmt.Errorf("switchyard: start: %w", err)
+	}
+	c.started = true
+	return nil
+}
+
+// Stop shuts down gracefully: it stops fetching, waits for running jobs
+// until ctx ends (or ShutdownTimeout if ctx has no deadline), then cancels
+// them and releases their jobs at once so they run again promptly. Stop does
+// not close the database; Close does.
+func (c *Client) Stop(ctx context.Context) error {
+	r := c.runner.Load()
+	if r == nil {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	return r.Stop(ctx)
+}
+
+// Close stops the client (as Stop with ShutdownTimeout) and closes the
+// database. Idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	err := c.Stop(context.Background())
+	return errors.Join(err, c.store.Close())
+}
+
+// IsLeader reports whether this client currently leads maintenance.
+func (c *Client) IsLeader() bool {
+	r := c.runner.Load()
+	return r != nil && r.IsLeader()
+}
+
+// Migrate applies pending migrations to database (as Open does) and closes
+// it again.
+func Migrate(ctx context.Context, database string) error {
+	cfg := Config{Database: database, NoMigrate: true}
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return errors.Join(st.Migrate(ctx), st.Close())
+}
