@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-dev/switchyard"
+)
+
+const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|all] [--jobs N] [--batch N]
+                 [--workers N] [--rate R] [--duration D] [--json]
+
+Measures the engine on a database:
+  throughput  insert --jobs no-op jobs in batches of --batch, then work them
+              down with --workers in-process workers; insert and work rates
+              are reported separately (work ends when every completion is
+              durably recorded)
+  latency     enqueue single jobs at --rate per second from several
+              goroutines for --duration; report enqueue→handler-start p50/p99
+  idle        CPU used by a started engine with nothing to do over --duration
+  all         the three above in turn
+
+Without --db, a temporary SQLite file is used and removed afterwards. On a
+given database the benchmark works in its own tenant and deletes its jobs
+when done.`
+
+type benchOptions struct {
+	db         string
+	mode       string
+	jobs       int
+	batch      int
+	workers    int
+	rate       int
+	duration   time.Duration
+	durability string
+	jsonOut    bool
+	cpuProfile string
+}
+
+// benchResult carries the keys DESIGN.md lists for bench --json.
+type benchResult struct {
+	Backend          string  `json:"backend"`
+	Mode             string  `json:"mode"`
+	Jobs             int     `json:"jobs,omitempty"`
+	Batch            int     `json:"batch,omitempty"`
+	Workers          int     `json:"workers,omitempty"`
+	InsertJobsPerSec float64 `json:"insert_jobs_per_sec,omitempty"`
+	WorkJobsPerSec   float64 `json:"work_jobs_per_sec,omitempty"`
+	Rate             int     `json:"rate,omitempty"`
+	LatencyP50Ms     float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP99Ms     float64 `json:"latency_p99_ms,omitempty"`
+	IdleCPUPercent   float64 `json:"idle_cpu_percent"`
+	DurationSec      float64 `json:"duration_s"`
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(benchSynopsis, "", stderr)
+	var o benchOptions
+	fs.StringVar(&o.db, "db", "", "database: sqlite:PATH or a postgres:// URL (default: a temporary SQLite file)")
+	fs.StringVar(&o.mode, "mode", "throughput", "throughput, latency, idle or all")
+	fs.IntVar(&o.jobs, "jobs", 200000, "throughput: jobs to insert and work")
+	fs.IntVar(&o.batch, "batch", 1000, "throughput: jobs per insert transaction")
+	fs.IntVar(&o.workers, "workers", 500, "workers (queue concurrency)")
+	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "latency and idle: how long to measure")
+	fs.StringVar(&o.durability, "durability", switchyard.DurabilityFull, "SQLite durability: full or relaxed")
+	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per mode")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if o.jobs < 1 || o.batch < 1 || o.workers < 1 || o.rate < 1 || o.duration <= 0 {
+		return errors.New("--jobs, --batch, --workers, --rate and --duration must be positive")
+	}
+	if o.db == "" {
+		dir, err := os.MkdirTemp("", "switchyard-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		o.db = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+	if _, err := switchyard.BackendOf(o.db); err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	modes := []string{o.mode}
+	if o.mode == "all" {
+		modes = []string{"throughput", "latency", "idle"}
+	}
+	for _, m := range modes {
+		var res benchResult
+		var err error
+		switch m {
+		case "throughput":
+			res, err = benchThroughput(ctx, o)
+		case "latency":
+			res, err = benchLatency(ctx, o)
+		case "idle":
+			res, err = benchIdle(ctx, o)
+		default:
+			return fmt.Errorf("unknown --mode %q: want throughput, latency, idle or all", m)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		printBench(stdout, res, o.jsonOut)
+	}
+	return nil
+}
+
+func printBench(w io.Writer, r benchResult, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	switch r.Mode {
+	case "throughput":
+		fmt.Fprintf(w, "%s throughput: %d jobs, batch %d, %d workers: insert %.0f jobs/s, work %.0f jobs/s\n",
+			r.Backend, r.Jobs, r.Batch, r.Workers, r.InsertJobsPerSec, r.WorkJobsPerSec)
+	case "latency":
+		fmt.Fprintf(w, "%s latency: %d jobs at %d/s: enqueue→start p50 %.2f ms, p99 %.2f ms\n",
+			r.Backend, r.Jobs, r.Rate, r.LatencyP50Ms, r.LatencyP99Ms)
+	case "idle":
+		fmt.Fprintf(w, "%s idle: %.3f%% of one core over %.0fs\n", r.Backend, r.IdleCPUPercent, r.DurationSec)
+	}
+}
+
+// noopArgs is the benchmark's job: it does nothing, so the figures measure
+// the engine. Sent is when the enqueue call began, for the latency mode.
+type noopArgs struct {
+	Sent int64 `json:"sent,omitempty"`
+}
+
+func (noopArgs) Kind() string { return "bench.noop" }
+
+// openBench opens a client in a tenant of its own so a shared database's
+// other jobs are neither touched nor counted.
+func openBench(ctx context.Context, o benchOptions) (*switchyard.Client, error) {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return switchyard.Open(ctx, switchyard.Config{
+		Database:   o.db,
+		Durability: o.durability,
+		TenantID:   "bench-" + hex.EncodeToString(b),
+		Queues:     map[string]switchyard.QueueConfig{"bench": {Concurrency: o.workers}},
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+}
+
+func cleanupBench(c *switchyard.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = c.Stop(ctx)
+	_, _ = c.PurgeQueue(ctx, "bench")
+	_ = c.Close()
+}
+
+func benchThroughput(ctx context.Context, o benchOptions) (benchResult, error) {
+	c, err := openBench(ctx, o)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer cleanupBench(c)
+	res := benchResult{Backend: c.Backend(), Mode: "throughput", Jobs: o.jobs, Batch: o.batch, Workers: o.workers}
+
+	var done atomic.Int64
+	finished := make(chan struct{})
+	switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[noopArgs]) error {
+		if done.Add(1) == int64(o.jobs) {
+			close(finished)
+		}
+		return nil
+	})
+
+	batch := make([]switchyard.EnqueueParams, 0, o.batch)
+	opts := &switchyard.EnqueueOpts{Queue: "bench"}
+	start := time.Now()
+	for left := o.jobs; left > 0; {
+		n := min(left, o.batch)
+		batch = batch[:0]
+		for range n {
+			batch = append(batch, switchyard.EnqueueParams{Args: noopArgs{}, Opts: opts})
+		}
+		if _, err := c.EnqueueMany(ctx, batch); err != nil {
+			return res, err
+		}
+		left -= n
+	}
+	res.InsertJobsPerSec = float64(o.jobs) / time.Since(start).Seconds()
+
+	start = time.Now()
+	if err := c.Start(ctx); err != nil {
+		return res, err
+	}
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	// Stop flushes the last completions, so every job counted is durably
+	// recorded as succeeded.
+	if err := c.Stop(ctx); err != nil {
+		return res, err
+	}
+	elapsed := time.Since(start)
+	res.WorkJobsPerSec = float64(o.jobs) / elapsed.Seconds()
+	res.DurationSec = elapsed.Seconds()
+	return res, nil
+}
+
+func benchLatency(ctx context.Context, o benchOptions) (benchResult, error) {
+	c, err := openBench(ctx, o)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer cleanupBench(c)
+	res := benchResult{Backend: c.Backend(), Mode: "latency", Rate: o.rate, Workers: o.workers}
+
+	var mu sync.Mutex
+	latencies := make([]time.Duration, 0, int(float64(o.rate)*o.duration.Seconds())+16)
+	var handled atomic.Int64
+	allDone := make(chan struct{}, 1)
+	var sent atomic.Int64
+	var sending atomic.Bool
+	sending.Store(true)
+	switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[noopArgs]) error {
+		d := time.Since(time.Unix(0, j.Args.Sent))
+		mu.Lock()
+		latencies = append(latencies, d)
+		mu.Unlock()
+		if n := handled.Add(1); !sending.Load() && n == sent.Load() {
+			select {
+			case allDone <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	})
+	if err := c.Start(ctx); err != nil {
+		return res, err
+	}
+
+	// Several goroutines share the rate, each on its own ticker, as
+	// independent clients would.
+	const senders = 8
+	interval := time.Duration(float64(time.Second) * senders / float64(o.rate))
+	deadline := time.Now().Add(o.duration)
+	opts := &switchyard.EnqueueOpts{Queue: "bench"}
+	var wg sync.WaitGroup
+	errc := make(chan error, senders)
+	for range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for time.Now().Before(deadline) {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				sent.Add(1)
+				if _, err := c.Enqueue(ctx, noopArgs{Sent: time.Now().UnixNano()}, opts); err != nil {
+					sent.Add(-1)
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sending.Store(false)
+	select {
+	case err := <-errc:
+		return res, err
+	default:
+	}
+	if handled.Load() < sent.Load() {
+		select {
+		case <-allDone:
+		case <-time.After(30 * time.Second):
+			return res, fmt.Errorf("only %d of %d jobs started within 30s", handled.Load(), sent.Load())
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(latencies)
+	res.Jobs = len(latencies)
+	res.LatencyP50Ms = ms(percentile(latencies, 0.50))
+	res.LatencyP99Ms = ms(percentile(latencies, 0.99))
+	res.DurationSec = o.duration.Seconds()
+	return res, nil
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func benchIdle(ctx context.Context, o benchOptions) (benchResult, error) {
+	c, err := openBench(ctx, o)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer cleanupBench(c)
+	res := benchResult{Backend: c.Backend(), Mode: "idle", Workers: o.workers}
+	switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[noopArgs]) error { return nil })
+	if err := c.Start(ctx); err != nil {
+		return res, err
+	}
+	before, err := cpuTime()
+	if err != nil {
+		return res, err
+	}
+	start := time.Now()
+	select {
+	case <-time.After(o.duration):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	after, err := cpuTime()
+	if err != nil {
+		return res, err
+	}
+	elapsed := time.Since(start)
+	res.IdleCPUPercent = 100 * (after - before).Seconds() / elapsed.Seconds()
+	res.DurationSec = elapsed.Seconds()
+	return res, nil
+}
+
+// cpuTime is the user+system CPU this process has used.
+func cpuTime() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
