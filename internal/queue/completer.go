@@ -68,20 +68,27 @@ func (c *completer) stop(ctx context.Context) error {
 func (c *completer) loop() {
 	defer close(c.done)
 	batch := make([]store.Completion, 0, c.r.cfg.CompleteBatch)
+	window := time.NewTimer(0)
+	<-window.C
 	for first := range c.in {
 		batch = append(batch[:0], first)
-	drain:
+		// Collect for up to CompleteDelay: at moderate rates this turns one
+		// statement (and one commit) per job into one per few jobs, and it
+		// delays only the recording of outcomes, never the start of a job.
+		window.Reset(c.r.cfg.CompleteDelay)
+	collect:
 		for len(batch) < c.r.cfg.CompleteBatch {
 			select {
 			case comp, ok := <-c.in:
 				if !ok {
-					break drain
+					break collect
 				}
 				batch = append(batch, comp)
-			default:
-				break drain
+			case <-window.C:
+				break collect
 			}
 		}
+		window.Stop()
 		if !c.flush(batch) {
 			return
 		}

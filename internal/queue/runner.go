@@ -50,6 +50,9 @@ type Config struct {
 	PollInterval time.Duration
 	// CompleteBatch caps completions recorded per store call. Default 2000.
 	CompleteBatch int
+	// CompleteDelay is how long the completer gathers outcomes before
+	// recording them together. Default 2ms; negative records at once.
+	CompleteDelay time.Duration
 	// Retry is the default retry policy. Default ExponentialBackoff{1s, 1h}.
 	Retry RetryPolicy
 	// Maintenance configures the leader's duties.
@@ -86,6 +89,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CompleteBatch <= 0 {
 		c.CompleteBatch = 2000
+	}
+	switch {
+	case c.CompleteDelay == 0:
+		c.CompleteDelay = 2 * time.Millisecond
+	case c.CompleteDelay < 0:
+		c.CompleteDelay = 0
 	}
 	if c.Retry == nil {
 		c.Retry = ExponentialBackoff{}

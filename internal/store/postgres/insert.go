@@ -44,7 +44,7 @@ func (s *Store) Insert(ctx context.Context, jobs []store.InsertParams) ([]store.
 	if err != nil {
 		return nil, fmt.Errorf("postgres: insert: %w", err)
 	}
-	s.deliver(notes...)
+	s.publish(notes...)
 	return res, nil
 }
 
@@ -62,6 +62,16 @@ func (s *Store) InsertTx(ctx context.Context, tx pgx.Tx, jobs []store.InsertPara
 		return nil, fmt.Errorf("postgres: insert: %w", err)
 	}
 	return res, nil
+}
+
+// inlineChannel is the channel the insert statements notify on: none when
+// the Store publishes after commit (origin set), its channel inside a
+// caller's transaction, where only a commit may announce the jobs.
+func (s *Store) inlineChannel(origin string) string {
+	if origin != "" {
+		return ""
+	}
+	return s.channel
 }
 
 func hasUniqueKey(jobs []store.InsertParams) bool {
@@ -191,7 +201,7 @@ func (a *insertArrays) params(channel, origin string) []any {
 // insertPlain inserts jobs[idx] (no unique keys) with one statement.
 func (s *Store) insertPlain(ctx context.Context, q querier, origin string, jobs []store.InsertParams, idx []int, res []store.InsertResult, notes *noteSet) error {
 	a := buildArrays(jobs, idx, false)
-	rows, err := q.Query(ctx, sqlInsert, a.params(s.channel, origin)...)
+	rows, err := q.Query(ctx, sqlInsert, a.params(s.inlineChannel(origin), origin)...)
 	if err != nil {
 		return err
 	}
@@ -276,7 +286,7 @@ func (s *Store) insertUnique(ctx context.Context, q querier, origin string, jobs
 			return errors.New("unique keys kept racing with concurrent inserts")
 		}
 		a := buildArrays(jobs, todo, true)
-		rows, err := q.Query(ctx, sqlInsertUnique, a.params(s.channel, origin)...)
+		rows, err := q.Query(ctx, sqlInsertUnique, a.params(s.inlineChannel(origin), origin)...)
 		if err != nil {
 			return err
 		}

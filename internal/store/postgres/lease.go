@@ -17,16 +17,32 @@ import (
 // Limit ids from the fetch index with FOR UPDATE SKIP LOCKED, so concurrent
 // leasers split the queue instead of waiting on each other, and the UPDATE
 // leases exactly those rows.
+//
+// The lease commits without waiting for its WAL flush (asynchronous
+// commit): a lease lost in a database crash only makes the job available
+// again, which at-least-once delivery allows, and every later synchronous
+// commit (the completion) flushes it anyway. Not waiting keeps the lease
+// off the WAL flush queue that durable enqueues and completions wait in.
 func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*store.Job, error) {
 	if p.Limit <= 0 {
 		return nil, nil
 	}
 	leasedBy := pgtype.Text{String: p.LeasedBy, Valid: p.LeasedBy != ""}
-	rows, err := s.pool.Query(ctx, sqlLease, p.TenantID, p.Queue, p.Limit, p.Duration.Microseconds(), leasedBy)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: lease: %w", err)
-	}
-	jobs, err := collectJobs(rows, p.Limit)
+	b := &pgx.Batch{}
+	b.Queue(sqlAsyncCommit)
+	b.Queue(sqlLease, p.TenantID, p.Queue, p.Limit, p.Duration.Microseconds(), leasedBy)
+	br := s.pool.SendBatch(ctx, b)
+	jobs, err := func() ([]*store.Job, error) {
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, err
+		}
+		return collectJobs(rows, p.Limit)
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lease: %w", err)
 	}
@@ -126,7 +142,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]error, e
 		resArg = results
 	}
 	succArgs := []any{succ.ids, succ.attempts, succ.tokens, resArg}
-	otherArgs := []any{s.channel, s.origin, other.ids, other.attempts, other.tokens, outcomes, messages, delays}
+	otherArgs := []any{"", s.origin, other.ids, other.attempts, other.tokens, outcomes, messages, delays}
 
 	var (
 		succDone = make([]int64, 0, len(succ.ids))
@@ -190,7 +206,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]error, e
 			errs[other.pos[k]] = store.ErrStaleLease
 		}
 	}
-	s.deliver(notes.list...)
+	s.publish(notes.list...)
 	return errs, nil
 }
 

@@ -41,7 +41,7 @@ func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*stor
 					retry[i] = retryAt(j).Microseconds()
 				}
 			}
-			b.Queue(sqlRescueUpdate, s.channel, s.origin, ids, retry)
+			b.Queue(sqlRescueUpdate, "", s.origin, ids, retry)
 		}
 		b.Queue(sqlNextLeaseExpiry)
 		var reads []func(pgx.Rows) error
@@ -65,7 +65,7 @@ func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*stor
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: rescue expired: %w", err)
 	}
-	s.deliver(notes.list...)
+	s.publish(notes.list...)
 	return n, next, nil
 }
 
@@ -103,7 +103,7 @@ func (s *Store) PromoteScheduled(ctx context.Context, limit int) (int, time.Dura
 		notes noteSet
 	)
 	b := &pgx.Batch{}
-	b.Queue(sqlPromote, s.channel, s.origin, limit)
+	b.Queue(sqlPromote, "", s.origin, limit)
 	b.Queue(sqlNextPending)
 	err := readBatch(s.pool.SendBatch(ctx, b), func(rows pgx.Rows) error {
 		var (
@@ -120,7 +120,7 @@ func (s *Store) PromoteScheduled(ctx context.Context, limit int) (int, time.Dura
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: promote scheduled: %w", err)
 	}
-	s.deliver(notes.list...)
+	s.publish(notes.list...)
 	return n, next, nil
 }
 

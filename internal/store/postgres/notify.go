@@ -133,10 +133,7 @@ func (l *listener) serve(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
-		var msg struct {
-			store.Notification
-			Origin string `json:"o"`
-		}
+		var msg wireNote
 		if err := json.Unmarshal([]byte(n.Payload), &msg); err != nil || msg.Kind == "" {
 			// Someone else's message on our channel; not ours to interpret.
 			l.log.Debug("postgres: listener ignored a payload", "payload", n.Payload, "err", err)
@@ -155,49 +152,49 @@ func closeConn(conn *pgx.Conn) {
 	_ = conn.Close(ctx)
 }
 
-// noteKey identifies one notification a statement sends.
-type noteKey struct{ kind, tenant, queue string }
+// noteKey identifies one notification a write sends.
+type noteKey struct {
+	kind, tenant, queue string
+	job                 int64
+}
 
-// noteSet collects the notifications of a write for local delivery, grouped
-// exactly as the statements' notes CTEs group them: one NotifyInsert per
-// (tenant, queue) that got available jobs, and one NotifyScheduled for
-// everything scheduled or made retryable, with the earliest run_at.
+// noteSet collects notifications, merging duplicates: one NotifyInsert per
+// (tenant, queue) that got available jobs, one NotifyScheduled for
+// everything scheduled or made retryable with the earliest run_at, and each
+// other notification once.
 type noteSet struct {
 	list []store.Notification
 	idx  map[noteKey]int
 	last int // index of the last note touched: batches mostly hit one queue
 }
 
+// add records the notification a job written in state with runAt calls for.
 func (ns *noteSet) add(tenant, queue, state string, runAt time.Time) {
-	var kind string
 	switch state {
 	case store.StateAvailable:
-		kind = store.NotifyInsert
+		ns.addNote(store.Notification{Kind: store.NotifyInsert, TenantID: tenant, Queue: queue})
 	case store.StateScheduled, store.StateRetryable:
-		kind, tenant, queue = store.NotifyScheduled, "", ""
-	default:
-		return
+		ns.addNote(store.Notification{Kind: store.NotifyScheduled, At: runAt})
 	}
+}
+
+func (ns *noteSet) addNote(n store.Notification) {
+	k := noteKey{n.Kind, n.TenantID, n.Queue, n.JobID}
 	i, ok := -1, false
 	if len(ns.list) > 0 {
-		if n := &ns.list[ns.last]; n.Kind == kind && n.TenantID == tenant && n.Queue == queue {
+		if m := &ns.list[ns.last]; m.Kind == n.Kind && m.TenantID == n.TenantID && m.Queue == n.Queue && m.JobID == n.JobID {
 			i, ok = ns.last, true
 		}
 	}
-	k := noteKey{kind, tenant, queue}
 	if !ok {
 		i, ok = ns.idx[k]
 	}
 	if ok {
 		ns.last = i
-		if kind == store.NotifyScheduled && runAt.Before(ns.list[i].At) {
-			ns.list[i].At = runAt
+		if n.Kind == store.NotifyScheduled && n.At.Before(ns.list[i].At) {
+			ns.list[i].At = n.At
 		}
 		return
-	}
-	n := store.Notification{Kind: kind, TenantID: tenant, Queue: queue}
-	if kind == store.NotifyScheduled {
-		n.At = runAt
 	}
 	if ns.idx == nil {
 		ns.idx = make(map[noteKey]int)

@@ -112,7 +112,8 @@ type Store struct {
 
 	fn atomic.Pointer[func(store.Notification)]
 
-	listener *listener
+	listener  *listener
+	publisher *publisher
 
 	// Background vacuum, see Config.VacuumEvery.
 	vacuumEvery int64
@@ -183,6 +184,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: listener: %w", err)
 	}
 	s.listener = l
+	s.publisher = startPublisher(s)
 	return s, nil
 }
 
@@ -235,6 +237,9 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeAll() {
+	if s.publisher != nil {
+		s.publisher.stop()
+	}
 	if s.listener != nil {
 		s.listener.stop()
 	}

@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS switchyard.schema_migrations (
 
 const sqlNow = `SELECT now()`
 
+// sqlPublish sends each payload of $2 on channel $1.
+const sqlPublish = `SELECT pg_notify($1::text, p) FROM unnest($2::text[]) AS p`
+
+// sqlAsyncCommit, first in a pipeline (one implicit transaction), lets that
+// transaction commit without waiting for its WAL flush. Only for writes whose
+// loss in a crash is harmless (leases, heartbeats).
+const sqlAsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
 // rfc3339Pre + <timestamptz expression> + rfc3339Post formats a time for
 // JSON as RFC 3339 in UTC with microseconds, which Go's time.Time unmarshals.
 const (
@@ -60,16 +68,18 @@ const liveStates = `('scheduled', 'available', 'running', 'retryable')`
 // whole statement if it scheduled anything, carrying the earliest run_at
 // (the promoter only needs to know when to look next). Go's noteSet builds
 // the same list for local delivery. $2 is the writing Store's origin id,
-// which lets its listener drop the copy it already delivered locally.
+// which lets its listener drop the copy it already delivered locally. An
+// empty channel sends nothing: the caller publishes after commit instead
+// (see publisher).
 const (
 	notesPre = `SELECT pg_notify($1::text, json_build_object('k', 'insert', 't', tenant_id, 'q', queue, 'o', $2::text)::text)
 	FROM `
-	notesMid = ` WHERE state = 'available' GROUP BY tenant_id, queue
+	notesMid = ` WHERE $1::text <> '' AND state = 'available' GROUP BY tenant_id, queue
 	UNION ALL
 	SELECT pg_notify($1::text, json_build_object('k', 'scheduled',
 		'a', ` + rfc3339Pre + `min(run_at)` + rfc3339Post + `, 'o', $2::text)::text)
 	FROM `
-	notesPost   = ` WHERE state IN ('scheduled', 'retryable') HAVING count(*) > 0`
+	notesPost   = ` WHERE $1::text <> '' AND state IN ('scheduled', 'retryable') HAVING count(*) > 0`
 	notesFilter = ` WHERE (SELECT count(*) FROM notes) >= 0`
 )
 
