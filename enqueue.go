@@ -212,7 +212,7 @@ func (c *Client) validate(j EnqueueParams) (store.InsertParams, error) {
 		return store.InsertParams{}, invalid("args must be a JSON object")
 	}
 	if k != nil && k.Validate != nil {
-		if err := k.Validate(args); err != nil {
+		if err := k.Validate(j.Args, args); err != nil {
 			return store.InsertParams{}, invalid("args for kind %q: %v", kind, err)
 		}
 	}

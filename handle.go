@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,7 +40,14 @@ func Handle[T JobArgs](c *Client, fn func(ctx context.Context, job *Job[T]) erro
 	var zero T
 	k := &queue.Kind{
 		Name:     zero.Kind(),
-		Validate: func(args []byte) error { _, err := decodeArgs[T](args); return err },
+		Validate: func(value any, encoded []byte) error {
+			if v, ok := value.(T); ok {
+				// Already a T: only its own checks remain.
+				return validateArgs(v)
+			}
+			_, err := decodeArgs[T](encoded)
+			return err
+		},
 		Handler: func(ctx context.Context, exec *queue.Execution) error {
 			args, err := decodeArgs[T](exec.Job.Args)
 			if err != nil {
@@ -61,16 +69,21 @@ func decodeArgs[T JobArgs](data []byte) (T, error) {
 	if err := dec.Decode(&v); err != nil {
 		return v, err
 	}
-	if val, ok := any(v).(Validator); ok {
-		if err := val.Validate(); err != nil {
-			return v, err
-		}
-	} else if val, ok := any(&v).(Validator); ok {
-		if err := val.Validate(); err != nil {
-			return v, err
-		}
+	if dec.More() {
+		return v, errors.New("trailing data after the args object")
 	}
-	return v, nil
+	return v, validateArgs(v)
+}
+
+// validateArgs runs T's Validate method, on a value or pointer receiver.
+func validateArgs[T JobArgs](v T) error {
+	if val, ok := any(v).(Validator); ok {
+		return val.Validate()
+	}
+	if val, ok := any(&v).(Validator); ok {
+		return val.Validate()
+	}
+	return nil
 }
 
 // Snooze returns an error that reschedules the job d from now without using

@@ -20,8 +20,9 @@ type HandlerFunc func(ctx context.Context, exec *Execution) error
 type Kind struct {
 	Name    string
 	Handler HandlerFunc // nil for kinds handled by workers elsewhere
-	// Validate checks encoded args at enqueue; nil accepts any JSON object.
-	Validate func(args []byte) error
+	// Validate checks args at enqueue, given both as the caller's value and
+	// encoded; nil accepts any JSON object.
+	Validate func(value any, encoded []byte) error
 	// Retry computes backoff for this kind; nil uses the runner's default.
 	Retry RetryPolicy
 	// Timeout applies when a job has none of its own; 0 means none.

@@ -147,7 +147,7 @@ type ListParams struct {
 	Kind     string // "" for any
 	Tag      string // "" for any
 	Before   int64  // 0 for the first page; else only ids < Before
-	Limit    int
+	Limit    int    // 0 for no limit
 }
 
 // Queue is a queue's stored settings and its job counts per state.
@@ -171,7 +171,8 @@ type RetentionParams struct {
 const (
 	// NotifyInsert: jobs became available in (TenantID, Queue).
 	NotifyInsert = "insert"
-	// NotifyScheduled: a job was scheduled for later; At is its run_at.
+	// NotifyScheduled: jobs were scheduled or made retryable; At is the
+	// earliest run_at. One per write; TenantID and Queue are empty.
 	NotifyScheduled = "scheduled"
 	// NotifyCancel: job JobID was cancelled or discarded while running.
 	NotifyCancel = "cancel"
@@ -185,7 +186,10 @@ const (
 )
 
 // Notification is a wake-up delivered to every process sharing the store,
-// the sender included, after the change it announces has committed.
+// the sender included, after the change it announces has committed. Each
+// reaches a Listen function once; one may be lost when a process crashes
+// or a connection drops, which is why consumers also poll (rarely) or
+// re-check on NotifyResync.
 type Notification struct {
 	Kind     string    `json:"k"`
 	TenantID string    `json:"t,omitempty"`
@@ -219,7 +223,8 @@ type Store interface {
 	Lease(ctx context.Context, p LeaseParams) ([]*Job, error)
 
 	// Complete applies completions in one transaction. The returned slice
-	// holds, per completion in input order, nil or ErrStaleLease.
+	// holds, per completion in input order, nil or ErrStaleLease. Every way
+	// out of running clears the lease: token 0, no expiry, no LeasedBy.
 	Complete(ctx context.Context, cs []Completion) ([]error, error)
 
 	// Heartbeat extends the listed leases to now()+extend. It returns the
@@ -261,8 +266,9 @@ type Store interface {
 	// RescueExpired turns up to limit running jobs whose lease expired into
 	// retryable (at retryAt(job) from now) or dead when out of attempts,
 	// recording the error "lease expired". It returns how many it moved and
-	// the earliest lease expiry still pending (zero if none), as a duration
-	// from the database's now.
+	// the time from the database's now to the earliest lease expiry still
+	// pending: zero if none, a small positive duration if one has already
+	// expired (beyond limit, or held by a concurrent rescuer).
 	RescueExpired(ctx context.Context, limit int, retryAt func(*Job) time.Duration) (n int, next time.Duration, err error)
 
 	// PromoteScheduled makes up to limit scheduled and retryable jobs whose

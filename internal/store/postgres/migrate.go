@@ -5,55 +5,21 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// migration is one embedded, numbered SQL file.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in version order. The version is
-// the file name's numeric prefix (0001_init.sql is version 1).
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// migrations returns the driver's embedded migrations in version order.
+func migrations() ([]store.Migration, error) {
+	sub, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
-	for _, e := range entries {
-		name := e.Name()
-		prefix, _, ok := strings.Cut(name, "_")
-		if !ok || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", name)
-		}
-		v, err := strconv.Atoi(prefix)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: bad version prefix", name)
-		}
-		b, err := migrationFS.ReadFile(path.Join("migrations", name))
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
+	return store.LoadMigrations(sub)
 }
 
 // Migrate implements store.Store. Each pending migration runs in its own
@@ -72,11 +38,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
 		if err := s.applyMigration(ctx, m); err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", m.name, err)
+			return fmt.Errorf("postgres: migrate %s: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -105,7 +71,7 @@ func (s *Store) appliedVersions(ctx context.Context) (map[int]bool, error) {
 	return applied, err
 }
 
-func (s *Store) applyMigration(ctx context.Context, m migration) error {
+func (s *Store) applyMigration(ctx context.Context, m store.Migration) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -121,7 +87,7 @@ func (s *Store) applyMigration(ctx context.Context, m migration) error {
 		return err
 	}
 	var applied bool
-	if err := tx.QueryRow(ctx, sqlMigrateApplied, m.version).Scan(&applied); err != nil {
+	if err := tx.QueryRow(ctx, sqlMigrateApplied, m.Version).Scan(&applied); err != nil {
 		return err
 	}
 	if applied {
@@ -129,10 +95,10 @@ func (s *Store) applyMigration(ctx context.Context, m migration) error {
 	}
 	// No arguments: pgx sends it with the simple protocol, which allows a
 	// file of several statements.
-	if _, err := tx.Exec(ctx, m.sql); err != nil {
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, sqlMigrateRecord, m.version); err != nil {
+	if _, err := tx.Exec(ctx, sqlMigrateRecord, m.Version); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

@@ -269,8 +269,8 @@ func TestConcurrentOpen(t *testing.T) {
 	if err := stores[0].Pool().QueryRow(t.Context(), "SELECT count(*), max(version) FROM switchyard.schema_migrations").Scan(&n, &maxV); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ms) || maxV != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations holds %d rows up to version %d, want %d up to %d", n, maxV, len(ms), ms[len(ms)-1].version)
+	if n != len(ms) || maxV != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations holds %d rows up to version %d, want %d up to %d", n, maxV, len(ms), ms[len(ms)-1].Version)
 	}
 }
 

@@ -12,8 +12,6 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
-// defaultListLimit is List's page size when ListParams.Limit is not set.
-const defaultListLimit = 100
 
 // readStmts caches the read pool's prepared statements. They are prepared
 // on first use, once the tables exist; database/sql prepares each again on
@@ -64,8 +62,8 @@ func (s *Store) Get(ctx context.Context, tenantID string, id int64) (*store.Job,
 	return j, nil
 }
 
-// List returns a page of the tenant's jobs, newest first. A Limit <= 0 asks
-// for defaultListLimit jobs.
+// List returns a page of the tenant's jobs, newest first. A Limit <= 0
+// means no limit (SQLite reads LIMIT -1 as none).
 func (s *Store) List(ctx context.Context, p store.ListParams) ([]*store.Job, error) {
 	var q strings.Builder
 	args := make([]any, 0, 7)
@@ -92,11 +90,11 @@ func (s *Store) List(ctx context.Context, p store.ListParams) ([]*store.Job, err
 		args = append(args, p.Before)
 	}
 	q.WriteString(listOrderBy)
-	limit := p.Limit
+	limit := int64(p.Limit)
 	if limit <= 0 {
-		limit = defaultListLimit
+		limit = -1
 	}
-	args = append(args, int64(limit))
+	args = append(args, limit)
 
 	rows, err := s.read.QueryContext(ctx, q.String(), args...)
 	if err != nil {
