@@ -39,7 +39,7 @@ type Validator interface {
 func Handle[T JobArgs](c *Client, fn func(ctx context.Context, job *Job[T]) error, opts ...HandleOption) {
 	var zero T
 	k := &queue.Kind{
-		Name:     zero.Kind(),
+		Name: zero.Kind(),
 		Validate: func(value any, encoded []byte) error {
 			if v, ok := value.(T); ok {
 				// Already a T: only its own checks remain.

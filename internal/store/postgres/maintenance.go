@@ -46,18 +46,7 @@ func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*stor
 		b.Queue(sqlNextLeaseExpiry)
 		var reads []func(pgx.Rows) error
 		if len(jobs) > 0 {
-			reads = append(reads, func(rows pgx.Rows) error {
-				var (
-					tenant, queue, state string
-					runAt                time.Time
-				)
-				_, err := pgx.ForEachRow(rows, []any{&tenant, &queue, &state, &runAt}, func() error {
-					n++
-					notes.add(tenant, queue, state, runAt.UTC())
-					return nil
-				})
-				return err
-			})
+			reads = append(reads, readMoved(&n, &notes))
 		}
 		reads = append(reads, readNext(&next, 0))
 		return readBatch(tx.SendBatch(ctx, b), reads...)
@@ -67,6 +56,23 @@ func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*stor
 	}
 	s.publish(notes.list...)
 	return n, next, nil
+}
+
+// readMoved reads rows of (tenant_id, queue, state, run_at) of jobs a
+// statement moved, counting them into n and collecting their notifications.
+func readMoved(n *int, notes *noteSet) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		var (
+			tenant, queue, state string
+			runAt                time.Time
+		)
+		_, err := pgx.ForEachRow(rows, []any{&tenant, &queue, &state, &runAt}, func() error {
+			*n++
+			notes.add(tenant, queue, state, runAt.UTC())
+			return nil
+		})
+		return err
+	}
 }
 
 // readNext reads a microseconds-from-now column into d: none if NULL, and at
@@ -105,18 +111,7 @@ func (s *Store) PromoteScheduled(ctx context.Context, limit int) (int, time.Dura
 	b := &pgx.Batch{}
 	b.Queue(sqlPromote, "", s.origin, limit)
 	b.Queue(sqlNextPending)
-	err := readBatch(s.pool.SendBatch(ctx, b), func(rows pgx.Rows) error {
-		var (
-			tenant, queue, state string
-			runAt                time.Time
-		)
-		_, err := pgx.ForEachRow(rows, []any{&tenant, &queue, &state, &runAt}, func() error {
-			n++
-			notes.add(tenant, queue, state, runAt.UTC())
-			return nil
-		})
-		return err
-	}, readNext(&next, -1))
+	err := readBatch(s.pool.SendBatch(ctx, b), readMoved(&n, &notes), readNext(&next, -1))
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: promote scheduled: %w", err)
 	}

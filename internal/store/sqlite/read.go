@@ -12,7 +12,6 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
-
 // readStmts caches the read pool's prepared statements. They are prepared
 // on first use, once the tables exist; database/sql prepares each again on
 // every pool connection it runs on.
