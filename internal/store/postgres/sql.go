@@ -113,6 +113,16 @@ const sqlInsert = `WITH u AS (` + insertInput + `
 ), notes AS (` + notesPre + `ins` + notesMid + `ins` + notesPost + `)
 SELECT id, state, run_at, created_at FROM ins` + notesFilter
 
+// sqlInsertOne inserts one job without a unique key and sends no
+// notification (the Store publishes after commit). $7 RunAt, or now() plus
+// $8 microseconds.
+const sqlInsertOne = `INSERT INTO switchyard.jobs (` + insertColumns + `)
+	SELECT $1, $2, $3, $4::jsonb, $5,
+		CASE WHEN r.run_at > now() THEN 'scheduled' ELSE 'available' END,
+		$6, r.run_at, $9, $10::text[], NULL
+	FROM (SELECT coalesce($7::timestamptz, now() + $8::bigint * interval '1 microsecond') AS run_at) r
+	RETURNING id, state, run_at, created_at`
+
 // sqlInsertUnique inserts jobs with unique keys (distinct per tenant within
 // the call). A key held by a live job conflicts on the partial unique index
 // and is skipped; the live job is then read back. A conflicting job committed
