@@ -50,6 +50,10 @@ func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
 	}
 }
 
+// idleRecheck bounds how long promotion sleeps when it has no poll interval
+// and expects nothing.
+const idleRecheck = 30 * time.Second
+
 // leadershipName is the leaders row that decides who maintains the store.
 const leadershipName = "maintenance"
 
@@ -207,15 +211,17 @@ func (m *maintainer) runPromote() time.Duration {
 		return 0
 	case next < 0:
 		// Nothing pending: a NotifyScheduled will wake us. The poll covers
-		// notifications lost between nodes.
+		// notifications lost between nodes, and without one a slow look
+		// still catches jobs scheduled by a process whose notifications
+		// cannot reach this one (another process on the same SQLite file).
 		if m.r.cfg.PollInterval > 0 {
 			return m.r.cfg.PollInterval
 		}
-		return time.Hour
+		return idleRecheck
 	case m.r.cfg.PollInterval > 0:
 		return min(next, m.r.cfg.PollInterval)
 	default:
-		return next
+		return min(next, idleRecheck)
 	}
 }
 

@@ -51,7 +51,7 @@ type Config struct {
 	// CompleteBatch caps completions recorded per store call. Default 2000.
 	CompleteBatch int
 	// CompleteDelay is how long the completer gathers outcomes before
-	// recording them together. Default 2ms; negative records at once.
+	// recording them together. Default 10ms; negative records at once.
 	CompleteDelay time.Duration
 	// Retry is the default retry policy. Default ExponentialBackoff{1s, 1h}.
 	Retry RetryPolicy
@@ -92,7 +92,7 @@ func (c *Config) setDefaults() error {
 	}
 	switch {
 	case c.CompleteDelay == 0:
-		c.CompleteDelay = 2 * time.Millisecond
+		c.CompleteDelay = 10 * time.Millisecond
 	case c.CompleteDelay < 0:
 		c.CompleteDelay = 0
 	}
