@@ -111,7 +111,8 @@ type Config struct {
 	// (succeeded 24h, cancelled 7 days, dead 7 days).
 	Retention Retention
 	// LeaderTTL is how long maintenance leadership lasts unrenewed; a dead
-	// leader is replaced within about 1⅓ of it. Default 3s.
+	// leader is replaced within about 1⅓ of it. Default 3s on PostgreSQL,
+	// 30s on SQLite (where one process normally owns the file).
 	LeaderTTL time.Duration
 	// NoMaintenance keeps this client from ever leading maintenance (rescue,
 	// promotion, retention). Default false.
@@ -287,9 +288,15 @@ func (c *Client) Start(ctx context.Context) error {
 	if c.cfg.Queues == nil && c.registry.Len() > 0 {
 		queues["default"] = queue.QueueConfig{Concurrency: 100}
 	}
-	poll := c.cfg.PollInterval
+	poll, leaderTTL := c.cfg.PollInterval, c.cfg.LeaderTTL
 	if poll == 0 && c.store.Backend() == "postgres" {
 		poll = time.Second
+	}
+	if leaderTTL == 0 && c.store.Backend() == "sqlite" {
+		// One process normally owns the file, so leadership only matters
+		// when another process shares it; renewing it every 10s instead of
+		// every second keeps an idle embedded engine near zero CPU.
+		leaderTTL = 30 * time.Second
 	}
 	r, err := queue.New(queue.Config{
 		Store:         c.store,
@@ -303,7 +310,7 @@ func (c *Client) Start(ctx context.Context) error {
 		Retry:         c.cfg.Retry,
 		Maintenance: queue.MaintenanceConfig{
 			Disabled:  c.cfg.NoMaintenance,
-			LeaderTTL: c.cfg.LeaderTTL,
+			LeaderTTL: leaderTTL,
 			Retention: store.RetentionParams{
 				Succeeded: c.cfg.Retention.Succeeded,
 				Cancelled: c.cfg.Retention.Cancelled,
