@@ -49,7 +49,9 @@ func runChild(mode string) int {
 	cfg := switchyard.Config{
 		Database:      os.Getenv("SWITCHYARD_TEST_CHILD_DB"),
 		LeaseDuration: time.Second,
-		LeaderTTL:     900 * time.Millisecond,
+		// Long: the failover test must see a dead leader replaced because
+		// its session ended, not because its lease expired.
+		LeaderTTL:     time.Minute,
 		PollInterval:  200 * time.Millisecond,
 		NoMaintenance: mode != "lead",
 		OnLeaderChange: func(leader bool) {
@@ -255,7 +257,8 @@ func TestExternalWorkerLifecycle(t *testing.T) {
 }
 
 // TestLeaderFailover: exactly one of three nodes leads maintenance; when the
-// leader process is killed with SIGKILL, a live node takes over.
+// leader process is killed with SIGKILL, a live node takes over at once,
+// although the dead leader's lease would last another minute.
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	db := backends[1].db(t) // PostgreSQL: several processes share it
@@ -270,6 +273,7 @@ func TestLeaderFailover(t *testing.T) {
 	nodes := make([]*switchyard.Client, 2)
 	for i := range nodes {
 		cfg := testConfig(db)
+		cfg.LeaderTTL = time.Minute
 		cfg.OnLeaderChange = func(leader bool) {
 			mu.Lock()
 			leaders[i] = leader

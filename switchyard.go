@@ -92,7 +92,9 @@ type Config struct {
 	LeaseDuration time.Duration
 	// FetchBatch caps jobs leased per fetch. Default 1000.
 	FetchBatch int
-	// PollInterval is the fallback poll covering lost notifications.
+	// PollInterval is the fallback poll covering lost notifications. While
+	// polls find nothing it slows down, up to 8× (an idle process should
+	// sleep), and returns to this interval as soon as there is work.
 	// Default 1s on PostgreSQL; none on SQLite (one process loses none).
 	PollInterval time.Duration
 	// ShutdownTimeout bounds Stop's wait for running jobs when Stop's
@@ -110,9 +112,11 @@ type Config struct {
 	// Retention of finished jobs; zero fields take the defaults
 	// (succeeded 24h, cancelled 7 days, dead 7 days).
 	Retention Retention
-	// LeaderTTL is how long maintenance leadership lasts unrenewed; a dead
-	// leader is replaced within about 1⅓ of it. Default 3s on PostgreSQL,
-	// 30s on SQLite (where one process normally owns the file).
+	// LeaderTTL is how long maintenance leadership lasts unrenewed; it is
+	// renewed every third of it. On PostgreSQL a leader whose process dies
+	// is replaced at once (its session connection closes); the TTL bounds
+	// how long a hung leader keeps the lead. Default 24s on PostgreSQL, 30s
+	// on SQLite (where one process normally owns the file).
 	LeaderTTL time.Duration
 	// NoMaintenance keeps this client from ever leading maintenance (rescue,
 	// promotion, retention). Default false.
@@ -292,11 +296,17 @@ func (c *Client) Start(ctx context.Context) error {
 	if poll == 0 && c.store.Backend() == "postgres" {
 		poll = time.Second
 	}
-	if leaderTTL == 0 && c.store.Backend() == "sqlite" {
-		// One process normally owns the file, so leadership only matters
-		// when another process shares it; renewing it every 10s instead of
-		// every second keeps an idle embedded engine near zero CPU.
-		leaderTTL = 30 * time.Second
+	if leaderTTL == 0 {
+		// Renewing leadership wakes the process, and on a VM each wake-up
+		// from idle costs milliseconds of CPU, so renewals are rare. On
+		// PostgreSQL a dead leader is still replaced at once: its session
+		// connection closes and a follower's session lock wait returns
+		// (see the postgres driver); the TTL only bounds a hung leader. On
+		// SQLite one process normally owns the file.
+		leaderTTL = 24 * time.Second // renewed every 8s, with the idle polls
+		if c.store.Backend() == "sqlite" {
+			leaderTTL = 30 * time.Second
+		}
 	}
 	r, err := queue.New(queue.Config{
 		Store:         c.store,

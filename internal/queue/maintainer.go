@@ -14,15 +14,17 @@ type MaintenanceConfig struct {
 	Disabled bool
 	// LeaderTTL is how long leadership lasts unrenewed; the leader renews
 	// every third of it and followers try as often, so a dead leader is
-	// replaced within about 1⅓ TTL. Default 3s.
+	// replaced within about 1⅓ TTL, or at once when the store announces its
+	// death with NotifyLeader. Default 3s.
 	LeaderTTL time.Duration
 	// RescueInterval caps the time between checks for expired leases.
-	// Default: LeaseDuration / 2.
+	// Default: LeaseDuration / 2, rounded down to a multiple of 8s.
 	RescueInterval time.Duration
 	// Retention: finished jobs are deleted after these ages; 0 keeps them.
 	// Defaults: succeeded 24h, cancelled 7 days, dead 7 days.
 	Retention store.RetentionParams
-	// CleanupInterval is the time between retention runs. Default 1 minute.
+	// CleanupInterval is the time between retention runs. Default 56s (a
+	// minute, rounded down to a multiple of 8s).
 	CleanupInterval time.Duration
 	// ShutdownGrace is how long Stop waits, after cancelling jobs whose
 	// deadline passed, for their handlers to return. Default 5s.
@@ -34,7 +36,7 @@ func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
 		c.LeaderTTL = 3 * time.Second
 	}
 	if c.RescueInterval <= 0 {
-		c.RescueInterval = lease / 2
+		c.RescueInterval = onIdleTick(lease / 2)
 	}
 	if c.Retention == (store.RetentionParams{}) {
 		c.Retention = store.RetentionParams{Succeeded: 24 * time.Hour, Cancelled: 7 * 24 * time.Hour, Dead: 7 * 24 * time.Hour}
@@ -43,7 +45,7 @@ func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
 		c.Retention.Limit = 10000
 	}
 	if c.CleanupInterval <= 0 {
-		c.CleanupInterval = time.Minute
+		c.CleanupInterval = onIdleTick(time.Minute)
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 5 * time.Second
@@ -138,6 +140,14 @@ func (m *maintainer) loop() {
 	store := m.r.cfg.Store
 	renewEvery := m.cfg.LeaderTTL / 3
 	var nextRenew, nextRescue, nextPromote, nextCleanup time.Time // zero: due now
+	// The fallback promotion poll backs off while it finds nothing. Without
+	// a poll interval (SQLite) it still looks every idleRecheck, for jobs
+	// scheduled by another process on the same file, which cannot notify us.
+	promotePoll := m.r.cfg.PollInterval
+	if promotePoll == 0 {
+		promotePoll = idleRecheck
+	}
+	promoteEvery := promotePoll
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -154,18 +164,33 @@ func (m *maintainer) loop() {
 				nextRescue, nextPromote, nextCleanup = now, now, now
 			}
 			m.setLeading(lead)
-			nextRenew = now.Add(renewEvery)
+			nextRenew = alignedAfter(now, renewEvery)
 		}
 		if m.isLeader() {
 			if !now.Before(nextPromote) {
-				nextPromote = now.Add(m.runPromote())
+				n, next := m.runPromote()
+				switch {
+				case n > 0:
+					promoteEvery = promotePoll
+				case next < 0 || next >= promoteEvery:
+					promoteEvery = min(2*promoteEvery, max(idlePollFactor*promotePoll, promotePoll))
+				}
+				if next >= 0 && next < promoteEvery {
+					nextPromote = now.Add(next)
+				} else {
+					nextPromote = alignedAfter(now, promoteEvery)
+				}
 			}
 			if !now.Before(nextRescue) {
-				nextRescue = now.Add(m.runRescue())
+				if next := m.runRescue(); next < m.cfg.RescueInterval {
+					nextRescue = now.Add(next)
+				} else {
+					nextRescue = alignedAfter(now, m.cfg.RescueInterval)
+				}
 			}
 			if !now.Before(nextCleanup) {
 				m.runCleanup()
-				nextCleanup = now.Add(m.cfg.CleanupInterval)
+				nextCleanup = alignedAfter(now, m.cfg.CleanupInterval)
 			}
 		}
 		due := nextRenew
@@ -197,8 +222,9 @@ func (m *maintainer) loop() {
 	}
 }
 
-// runPromote promotes due jobs and returns how long until it should run again.
-func (m *maintainer) runPromote() time.Duration {
+// runPromote promotes due jobs. It returns how many it promoted and when
+// promotion is next due: 0 to run again at once, -1 if nothing is pending.
+func (m *maintainer) runPromote() (n int, next time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const limit = 5000
@@ -206,23 +232,11 @@ func (m *maintainer) runPromote() time.Duration {
 	switch {
 	case err != nil:
 		m.r.log.Error("queue: promote scheduled jobs", "err", err)
-		return time.Second
+		return 0, time.Second
 	case n == limit:
-		return 0
-	case next < 0:
-		// Nothing pending: a NotifyScheduled will wake us. The poll covers
-		// notifications lost between nodes, and without one a slow look
-		// still catches jobs scheduled by a process whose notifications
-		// cannot reach this one (another process on the same SQLite file).
-		if m.r.cfg.PollInterval > 0 {
-			return m.r.cfg.PollInterval
-		}
-		return idleRecheck
-	case m.r.cfg.PollInterval > 0:
-		return min(next, m.r.cfg.PollInterval)
-	default:
-		return min(next, idleRecheck)
+		return n, 0
 	}
+	return n, next
 }
 
 // runRescue rescues expired leases and returns how long until the next check.

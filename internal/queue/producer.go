@@ -64,16 +64,13 @@ func (p *producer) work() {
 
 func (p *producer) fetchLoop() {
 	defer p.r.fetchWG.Done()
-	var poll <-chan time.Time
-	if iv := p.r.cfg.PollInterval; iv > 0 {
-		t := time.NewTicker(iv)
-		defer t.Stop()
-		poll = t.C
-	}
+	poll := newIdlePoll(p.r.cfg.PollInterval)
+	defer poll.stop()
 	var retry *time.Timer // backoff after a store error
 	var retryC <-chan time.Time
 	backoff := 10 * time.Millisecond
-	more := true // jobs may be waiting: fetch when a slot is free
+	more := true    // jobs may be waiting: fetch when a slot is free
+	polled := false // this fetch is the fallback poll's
 	for {
 		if more && !p.paused && retryC == nil {
 			free := p.concurrency - int(p.running.Load())
@@ -88,13 +85,20 @@ func (p *producer) fetchLoop() {
 					backoff = min(backoff*2, 5*time.Second)
 				default:
 					backoff = 10 * time.Millisecond
+					if n > 0 || !polled {
+						poll.active()
+					} else {
+						poll.idle()
+					}
 					more = n == limit
 					if more && int(p.running.Load()) < p.concurrency {
+						polled = false
 						continue
 					}
 				}
 			}
 		}
+		polled = false
 		select {
 		case <-p.r.stopFetch:
 			if retry != nil {
@@ -103,13 +107,14 @@ func (p *producer) fetchLoop() {
 			return
 		case <-p.wake:
 			more = true
-		case <-poll:
+		case <-poll.C():
+			poll.fired()
 			if p.paused {
 				// A resume announced by a process whose notifications
 				// cannot reach this one shows up here.
 				p.refreshPaused()
 			}
-			more = true
+			more, polled = true, true
 		case <-p.slotFreed:
 		case <-retryC:
 			retryC = nil

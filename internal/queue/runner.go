@@ -126,11 +126,12 @@ type Runner struct {
 	mu      sync.Mutex
 	running map[int64]*runningJob
 
-	stopFetch chan struct{} // closed to stop fetch loops
-	fetchWG   sync.WaitGroup
-	workerWG  sync.WaitGroup
-	bgWG      sync.WaitGroup // heartbeater
-	bgStop    chan struct{}
+	stopFetch  chan struct{} // closed to stop fetch loops
+	fetchWG    sync.WaitGroup
+	workerWG   sync.WaitGroup
+	bgWG       sync.WaitGroup // heartbeater
+	bgStop     chan struct{}
+	jobStarted chan struct{} // wakes the heartbeater from idle
 
 	started  atomic.Bool
 	stopOnce sync.Once
@@ -154,6 +155,8 @@ func New(cfg Config) (*Runner, error) {
 		running:   map[int64]*runningJob{},
 		stopFetch: make(chan struct{}),
 		bgStop:    make(chan struct{}),
+
+		jobStarted: make(chan struct{}, 1),
 	}
 	r.workCtx, r.cancelWork = context.WithCancelCause(context.Background())
 	for name, q := range cfg.Queues {
@@ -309,6 +312,7 @@ func (r *Runner) execute(job *store.Job) {
 	r.mu.Lock()
 	r.running[job.ID] = &runningJob{job: job, cancel: cancel}
 	r.mu.Unlock()
+	signal(r.jobStarted)
 	if r.cfg.OnStart != nil {
 		r.cfg.OnStart(job)
 	}
@@ -396,10 +400,12 @@ func (r *Runner) retryDelay(job *store.Job) time.Duration {
 }
 
 // heartbeatLoop extends the leases of running jobs every third of the lease
-// duration. With nothing running it costs nothing but a timer.
+// duration. With nothing running it sleeps until a job starts, so an idle
+// process does not wake for it.
 func (r *Runner) heartbeatLoop() {
 	defer r.bgWG.Done()
-	t := time.NewTicker(r.cfg.LeaseDuration / 3)
+	every := r.cfg.LeaseDuration / 3
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -414,11 +420,18 @@ func (r *Runner) heartbeatLoop() {
 		}
 		r.mu.Unlock()
 		if len(leases) == 0 {
+			select {
+			case <-r.bgStop:
+				return
+			case <-r.jobStarted:
+			}
+			t.Reset(every)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.LeaseDuration/3)
+		ctx, cancel := context.WithTimeout(context.Background(), every)
 		stale, err := r.cfg.Store.Heartbeat(ctx, leases, r.cfg.LeaseDuration)
 		cancel()
+		t.Reset(every)
 		if err != nil {
 			r.log.Error("queue: heartbeat", "err", err, "jobs", len(leases))
 			continue

@@ -115,6 +115,9 @@ type Store struct {
 	listener  *listener
 	publisher *publisher
 
+	sessionsMu sync.Mutex
+	sessions   map[string]*session // leadership sessions by name
+
 	// Background vacuum, see Config.VacuumEvery.
 	vacuumEvery int64
 	leased      atomic.Int64 // jobs leased since the last vacuum started
@@ -157,6 +160,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc, err := pgxpool.ParseConfig(cfg.URL)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: open: %w", err)
+		}
+		// pgxpool pings a connection idle for over a second before handing
+		// it out: for an engine that wakes every few seconds that is an
+		// extra round trip (and on a VM an extra wake-up) per query. A
+		// connection that died is found by its query failing anyway, and
+		// the pool then drops it, so ping only long-idle ones.
+		pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+			return p.IdleDuration > 30*time.Second
 		}
 		pc.MaxConns = cfg.MaxConns
 		if pc.MaxConns <= 0 {
@@ -237,6 +248,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeAll() {
+	s.stopSessions()
 	if s.publisher != nil {
 		s.publisher.stop()
 	}

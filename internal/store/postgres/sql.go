@@ -347,16 +347,26 @@ const sqlDeleteFinished = `DELETE FROM switchyard.jobs WHERE id IN (
 	LIMIT $3
 )`
 
-// sqlTryLead takes the row if absent, expired or already ours; RETURNING
-// yields a row only then.
-const sqlTryLead = `INSERT INTO switchyard.leaders AS l (name, leader_id, elected_at, expires_at)
-VALUES ($1, $2, now(), now() + $3::bigint * interval '1 microsecond')
-ON CONFLICT (name) DO UPDATE SET
-	leader_id = excluded.leader_id,
-	elected_at = CASE WHEN l.leader_id = excluded.leader_id THEN l.elected_at ELSE now() END,
-	expires_at = excluded.expires_at
-WHERE l.leader_id = excluded.leader_id OR l.expires_at < now()
-RETURNING true`
+// sqlTryLead takes the row if absent, expired, already ours, or held by a
+// leader whose session connection ($4 records ours) no longer exists; it
+// answers whether we lead, and the pid of the session the row named before.
+const sqlTryLead = `WITH up AS (
+	INSERT INTO switchyard.leaders AS l (name, leader_id, leader_pid, elected_at, expires_at)
+	VALUES ($1, $2, $4, now(), now() + $3::bigint * interval '1 microsecond')
+	ON CONFLICT (name) DO UPDATE SET
+		leader_id = excluded.leader_id,
+		leader_pid = excluded.leader_pid,
+		elected_at = CASE WHEN l.leader_id = excluded.leader_id THEN l.elected_at ELSE now() END,
+		expires_at = excluded.expires_at
+	WHERE l.leader_id = excluded.leader_id OR l.expires_at < now()
+		OR (l.leader_pid <> 0 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.leader_pid))
+	RETURNING true AS ok
+)
+SELECT coalesce((SELECT ok FROM up), false),
+	coalesce((SELECT leader_pid FROM switchyard.leaders WHERE name = $1), 0)`
+
+// sqlSessionLock waits for the leadership session lock.
+const sqlSessionLock = `SELECT pg_advisory_lock($1)`
 
 // sqlResign deletes our row (a data-modifying CTE always runs) and wakes the
 // other nodes so one of them takes over without waiting for expiry.
