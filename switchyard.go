@@ -115,8 +115,7 @@ type Config struct {
 	// LeaderTTL is how long maintenance leadership lasts unrenewed; it is
 	// renewed every third of it. On PostgreSQL a leader whose process dies
 	// is replaced at once (its session connection closes); the TTL bounds
-	// how long a hung leader keeps the lead. Default 24s on PostgreSQL, 30s
-	// on SQLite (where one process normally owns the file).
+	// how long a hung leader keeps the lead. Default 24s.
 	LeaderTTL time.Duration
 	// NoMaintenance keeps this client from ever leading maintenance (rescue,
 	// promotion, retention). Default false.
@@ -298,15 +297,13 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	if leaderTTL == 0 {
 		// Renewing leadership wakes the process, and on a VM each wake-up
-		// from idle costs milliseconds of CPU, so renewals are rare. On
-		// PostgreSQL a dead leader is still replaced at once: its session
-		// connection closes and a follower's session lock wait returns
-		// (see the postgres driver); the TTL only bounds a hung leader. On
-		// SQLite one process normally owns the file.
-		leaderTTL = 24 * time.Second // renewed every 8s, with the idle polls
-		if c.store.Backend() == "sqlite" {
-			leaderTTL = 30 * time.Second
-		}
+		// from idle costs milliseconds of CPU, so renewals are rare: every
+		// 8s, with the other idle work. On PostgreSQL a dead leader is
+		// still replaced at once: its session connection closes and a
+		// follower's session lock wait returns (see the postgres driver);
+		// the TTL only bounds a hung leader. On SQLite one process normally
+		// owns the file.
+		leaderTTL = 24 * time.Second
 	}
 	r, err := queue.New(queue.Config{
 		Store:         c.store,

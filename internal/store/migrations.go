@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"io/fs"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,11 +16,12 @@ type Migration struct {
 	SQL     string
 }
 
-// LoadMigrations reads the NNNN_description.sql files at the root of fsys,
-// in version order. Names that do not follow the pattern and versions used
-// twice are errors, so a misnamed file fails loudly instead of being skipped.
-func LoadMigrations(fsys fs.FS) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
+// LoadMigrations reads the NNNN_description.sql files in directory dir of
+// fsys, in version order. Names that do not follow the pattern and versions
+// used twice are errors, so a misnamed file fails loudly instead of being
+// skipped.
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
 	}
@@ -31,7 +33,7 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 		if !ok || err != nil || v <= 0 || !strings.HasSuffix(name, ".sql") {
 			return nil, fmt.Errorf("migration %s: name must be NNNN_description.sql", name)
 		}
-		b, err := fs.ReadFile(fsys, name)
+		b, err := fs.ReadFile(fsys, path.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", name, err)
 		}

@@ -9,9 +9,9 @@ import (
 func TestLoadMigrations(t *testing.T) {
 	t.Parallel()
 	ms, err := LoadMigrations(fstest.MapFS{
-		"0010_later.sql": {Data: []byte("B")},
-		"0002_init.sql":  {Data: []byte("A")},
-	})
+		"m/0010_later.sql": {Data: []byte("B")},
+		"m/0002_init.sql":  {Data: []byte("A")},
+	}, "m")
 	if err != nil || len(ms) != 2 || ms[0].Version != 2 || ms[1].Version != 10 || ms[0].SQL != "A" || ms[1].Name != "0010_later.sql" {
 		t.Fatalf("got %+v, %v", ms, err)
 	}
@@ -21,7 +21,7 @@ func TestLoadMigrations(t *testing.T) {
 		"zero version":   {"0000_init.sql": {}},
 		"shared version": {"0001_a.sql": {}, "01_b.sql": {}},
 	} {
-		if _, err := LoadMigrations(fsys); err == nil || !strings.Contains(err.Error(), "migration") {
+		if _, err := LoadMigrations(fsys, "."); err == nil || !strings.Contains(err.Error(), "migration") {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}

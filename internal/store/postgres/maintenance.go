@@ -156,5 +156,6 @@ func (s *Store) DeleteFinished(ctx context.Context, p store.RetentionParams) (in
 	if err := br.Close(); err != nil {
 		return 0, fmt.Errorf("postgres: delete finished: %w", err)
 	}
+	s.countLeased(n) // deleted rows leave dead index entries too
 	return n, nil
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
@@ -15,11 +15,7 @@ var migrationFS embed.FS
 
 // migrations returns the driver's embedded migrations in version order.
 func migrations() ([]store.Migration, error) {
-	sub, err := fs.Sub(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	return store.LoadMigrations(sub)
+	return store.LoadMigrations(migrationFS, "migrations")
 }
 
 // Migrate implements store.Store. Each pending migration runs in its own

@@ -76,5 +76,6 @@ func (s *Store) PurgeQueue(ctx context.Context, tenantID, queue string) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("postgres: purge queue: %w", err)
 	}
+	s.countLeased(int(tag.RowsAffected())) // deleted rows leave dead index entries too
 	return int(tag.RowsAffected()), nil
 }

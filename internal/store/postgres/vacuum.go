@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// countLeased adds n leased jobs to the count since the last vacuum and
-// starts a background vacuum when it reaches Config.VacuumEvery.
+// countLeased adds n dead row versions (from leases, or deleted jobs) to the
+// count since the last vacuum and starts a background vacuum when it
+// reaches Config.VacuumEvery.
 func (s *Store) countLeased(n int) {
 	if s.vacuumEvery == 0 || n == 0 {
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
@@ -14,11 +13,7 @@ var migrationFS embed.FS
 
 // migrations returns the driver's embedded migrations in version order.
 func migrations() ([]store.Migration, error) {
-	sub, err := fs.Sub(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	return store.LoadMigrations(sub)
+	return store.LoadMigrations(migrationFS, "migrations")
 }
 
 // Migrate applies the pending embedded migrations, each in its own
