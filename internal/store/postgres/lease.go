@@ -22,27 +22,18 @@ import (
 // commit): a lease lost in a database crash only makes the job available
 // again, which at-least-once delivery allows, and every later synchronous
 // commit (the completion) flushes it anyway. Not waiting keeps the lease
-// off the WAL flush queue that durable enqueues and completions wait in.
+// off the WAL flush queue that durable enqueues and completions wait in. The
+// statement sets synchronous_commit itself, so a lease is one statement.
 func (s *Store) Lease(ctx context.Context, p store.LeaseParams) ([]*store.Job, error) {
 	if p.Limit <= 0 {
 		return nil, nil
 	}
 	leasedBy := pgtype.Text{String: p.LeasedBy, Valid: p.LeasedBy != ""}
-	b := &pgx.Batch{}
-	b.Queue(sqlAsyncCommit)
-	b.Queue(sqlLease, p.TenantID, p.Queue, p.Limit, p.Duration.Microseconds(), leasedBy)
-	br := s.pool.SendBatch(ctx, b)
-	jobs, err := func() ([]*store.Job, error) {
-		defer br.Close()
-		if _, err := br.Exec(); err != nil {
-			return nil, err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return nil, err
-		}
-		return collectJobs(rows, p.Limit)
-	}()
+	rows, err := s.pool.Query(ctx, sqlLease, p.TenantID, p.Queue, p.Limit, p.Duration.Microseconds(), leasedBy)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: lease: %w", err)
+	}
+	jobs, err := collectJobs(rows, p.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lease: %w", err)
 	}

@@ -39,7 +39,7 @@ const sqlPublish = `SELECT pg_notify($1::text, p) FROM unnest($2::text[]) AS p`
 
 // sqlAsyncCommit, first in a pipeline (one implicit transaction), lets that
 // transaction commit without waiting for its WAL flush. Only for writes whose
-// loss in a crash is harmless (leases, heartbeats).
+// loss in a crash is harmless (notifications; sqlLease does the same inline).
 const sqlAsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // rfc3339Pre + <timestamptz expression> + rfc3339Post formats a time for
@@ -150,6 +150,9 @@ const sqlLease = `WITH locked AS (
 	SELECT id FROM switchyard.jobs
 	WHERE tenant_id = $1 AND queue = $2 AND state = 'available'
 		AND NOT EXISTS (SELECT 1 FROM switchyard.queues q WHERE q.tenant_id = $1 AND q.name = $2 AND q.paused)
+		-- Commit without waiting for the WAL flush (see Lease). An
+		-- uncorrelated subquery: evaluated once, before the first row.
+		AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
 	ORDER BY priority, run_at, id
 	LIMIT $3
 	FOR UPDATE SKIP LOCKED
