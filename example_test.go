@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/switchyard-dev/switchyard"
 )
@@ -57,7 +58,7 @@ func ExampleSnooze() {
 	handler := func(ctx context.Context, job *switchyard.Job[GreetArgs]) error {
 		ready := false // ask the external system here
 		if !ready {
-			return switchyard.Snooze(30e9) // look again in 30 s
+			return switchyard.Snooze(30 * time.Second) // look again later
 		}
 		return nil
 	}

@@ -3,14 +3,11 @@ package switchyard_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/testdb"
@@ -21,15 +18,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(childEnv); mode != "" {
 		os.Exit(runChild(mode))
 	}
-	code := m.Run()
-	testdb.Shutdown()
-	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
-			fmt.Fprintf(os.Stderr, "goroutine leak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testdb.Main(m)
 }
 
 // backend is a database the lifecycle tests run against.

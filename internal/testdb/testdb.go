@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 )
 
 var (
@@ -207,4 +208,22 @@ func redact(u string) string {
 		return "(unparseable URL)"
 	}
 	return p.Redacted()
+}
+
+// Main is a TestMain body for packages that use real databases: it runs the
+// tests, stops the throwaway PostgreSQL cluster if one was started, and
+// fails a passing run that left goroutines behind (every component must
+// stop on Close or Stop). goleak.VerifyTestMain cannot be used, because it
+// exits before Shutdown could run. A failed run is not checked for leaks: a
+// failed test may leave goroutines behind, and its failure says more.
+func Main(m *testing.M) {
+	code := m.Run()
+	Shutdown()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }

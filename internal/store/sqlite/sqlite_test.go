@@ -3,19 +3,13 @@ package sqlite_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/switchyard-dev/switchyard/internal/store"
 	"github.com/switchyard-dev/switchyard/internal/store/sqlite"
 	"github.com/switchyard-dev/switchyard/internal/store/storetest"
 	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
-// TestMain fails the package if any test leaves a goroutine running: the
-// writer goroutine and the read pool must stop on Close.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { testdb.Main(m) }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
