@@ -135,18 +135,8 @@ var stmtSQL = func() [numStmts]string {
 	s[stMigrationApplied] = `SELECT count(*) FROM schema_migrations WHERE version = ?`
 	s[stMigrationRecord] = `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`
 
-	row := "(" + strings.Repeat("?, ", insertCols-1) + "?)"
 	for i := range insertSizes {
-		n := 1 << i
-		var b strings.Builder
-		b.WriteString("INSERT INTO jobs (" + insertColList + ") VALUES ")
-		for r := range n {
-			if r > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(row)
-		}
-		s[stInsert0+stmtID(i)] = b.String()
+		s[stInsert0+stmtID(i)] = "INSERT INTO jobs (" + insertColList + ") VALUES " + valueRows(insertCols, 1<<i)
 	}
 
 	// Completing many jobs in one statement saves SQLite preparing a VM and
@@ -154,41 +144,19 @@ var stmtSQL = func() [numStmts]string {
 	// that matches no current lease is simply not updated; the caller sees
 	// fewer changes than rows and redoes the chunk one job at a time to find
 	// which. Parameters: the rows, then finished_at.
-	crow := "(" + strings.Repeat("?, ", succeedCols-1) + "?)"
 	for i := range chunkSizes {
-		n := 1 << i
-		var b strings.Builder
-		b.WriteString("WITH c (id, attempt, token, result) AS (VALUES ")
-		for r := range n {
-			if r > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(crow)
-		}
-		b.WriteString(`)
+		s[stSucceed0+stmtID(i)] = "WITH c (id, attempt, token, result) AS (VALUES " + valueRows(succeedCols, 1<<i) + `)
 	UPDATE jobs SET state = 'succeeded', result = c.result, finished_at = ?, ` + clearLease + `
-	FROM c WHERE jobs.id = c.id AND jobs.state = 'running' AND jobs.attempt = c.attempt AND jobs.lease_token = c.token`)
-		s[stSucceed0+stmtID(i)] = b.String()
+	FROM c WHERE jobs.id = c.id AND jobs.state = 'running' AND jobs.attempt = c.attempt AND jobs.lease_token = c.token`
 	}
 
 	// Lease's UPDATE: the jobs and their new tokens, then lease_expires_at,
 	// started_at and leased_by.
-	lrow := "(?, ?)"
 	for i := range chunkSizes {
-		n := 1 << i
-		var b strings.Builder
-		b.WriteString("WITH c (id, token) AS (VALUES ")
-		for r := range n {
-			if r > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(lrow)
-		}
-		b.WriteString(`)
+		s[stLeaseMark0+stmtID(i)] = "WITH c (id, token) AS (VALUES " + valueRows(2, 1<<i) + `)
 	UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = c.token,
 		lease_expires_at = ?, started_at = ?, leased_by = ?
-	FROM c WHERE jobs.id = c.id AND jobs.state = 'available'`)
-		s[stLeaseMark0+stmtID(i)] = b.String()
+	FROM c WHERE jobs.id = c.id AND jobs.state = 'available'`
 	}
 
 	s[stJobByID] = `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND tenant_id = ?`
@@ -308,3 +276,10 @@ const (
 	listBefore  = ` AND id < ?`
 	listOrderBy = ` ORDER BY id DESC LIMIT ?`
 )
+
+// valueRows returns n rows of cols placeholders each, "(?, ?), (?, ?)", for
+// a multi-row VALUES list.
+func valueRows(cols, n int) string {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	return strings.Repeat(row+", ", n-1) + row
+}
