@@ -90,6 +90,11 @@ func validateArgs[T JobArgs](v T) error {
 // an attempt: for polling an external system with growing intervals.
 func Snooze(d time.Duration) error { return &queue.SnoozeError{Delay: d} }
 
+// RetryAfter returns an error that fails the attempt with err and, if
+// attempts remain, retries d from now instead of after the retry policy's
+// backoff: for a remote service that said when to come back.
+func RetryAfter(d time.Duration, err error) error { return &queue.RetryAfterError{Delay: d, Err: err} }
+
 // Discard returns an error that ends the job dead at once, recording err,
 // whatever attempts remain.
 func Discard(err error) error { return &queue.DiscardError{Err: err} }

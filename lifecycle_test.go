@@ -187,6 +187,30 @@ func TestSnoozeKeepsAttempts(t *testing.T) {
 	})
 }
 
+func TestRetryAfterSetsTheRetryTime(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, db string) {
+		c := open(t, testConfig(db))
+		ran := make(chan struct{})
+		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
+			defer close(ran)
+			return switchyard.RetryAfter(time.Hour, errors.New("429 from upstream"))
+		})
+		start(t, c)
+		before := time.Now()
+		job := enqueue(t, c, workArgs{}, nil)
+		wait(t, ran, "handler")
+		stop(t, c)
+		got := getJob(t, c, job.ID)
+		// Full-jitter backoff after attempt 1 is at most 1s; an hour can only
+		// come from RetryAfter.
+		if got.State != switchyard.StateRetryable || got.Attempt != 1 || len(got.Errors) != 1 ||
+			got.Errors[0].Message != "429 from upstream" || got.RunAt.Before(before.Add(59*time.Minute)) {
+			t.Fatalf("job = %+v", got)
+		}
+	})
+}
+
 func TestTimeoutFailsAttempt(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, db string) {

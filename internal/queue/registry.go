@@ -93,6 +93,23 @@ type SnoozeError struct{ Delay time.Duration }
 
 func (e *SnoozeError) Error() string { return fmt.Sprintf("snooze for %s", e.Delay) }
 
+// RetryAfterError fails the attempt like any error, but the retry (if
+// attempts remain) waits Delay instead of the retry policy's backoff: for a
+// remote service that said when to come back (HTTP Retry-After).
+type RetryAfterError struct {
+	Delay time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("retry after %s", e.Delay)
+	}
+	return e.Err.Error()
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
 // DiscardError ends a job dead at once, recording Err.
 type DiscardError struct{ Err error }
 

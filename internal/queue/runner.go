@@ -356,6 +356,7 @@ func (r *Runner) outcome(job *store.Job, kind *Kind, exec *Execution, err, cause
 	}
 	var snooze *SnoozeError
 	var discard *DiscardError
+	var retryAfter *RetryAfterError
 	switch {
 	case err == nil:
 		c.Outcome = store.OutcomeSucceeded
@@ -377,6 +378,9 @@ func (r *Runner) outcome(job *store.Job, kind *Kind, exec *Execution, err, cause
 			policy = kind.Retry
 		}
 		c.RetryIn = policy.NextRetry(job.Attempt)
+		if errors.As(err, &retryAfter) {
+			c.RetryIn = max(retryAfter.Delay, 0)
+		}
 	}
 	return c, true
 }
