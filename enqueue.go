@@ -94,14 +94,14 @@ func (c *Client) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enque
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: enqueue: %w", err)
 	}
-	return results(res), nil
+	return c.results(res), nil
 }
 
 // EnqueueTx enqueues jobs inside the caller's PostgreSQL transaction: they
 // exist if and only if tx commits, and workers hear of them at commit. The
 // client must use PostgreSQL, and tx must be on the same database.
 func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs ...EnqueueParams) ([]EnqueueResult, error) {
-	pg, ok := c.store.(*postgres.Store)
+	pg, ok := store.Unwrap(c.store).(*postgres.Store)
 	if !ok {
 		return nil, fmt.Errorf("switchyard: enqueue in transaction: %w: needs the PostgreSQL backend, this client uses %s", ErrUnsupported, c.store.Backend())
 	}
@@ -113,12 +113,15 @@ func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs ...EnqueueParams
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: enqueue in transaction: %w", err)
 	}
-	return results(res), nil
+	return c.results(res), nil
 }
 
-func results(res []store.InsertResult) []EnqueueResult {
+func (c *Client) results(res []store.InsertResult) []EnqueueResult {
 	out := make([]EnqueueResult, len(res))
 	for i, r := range res {
+		if !r.Existing {
+			c.metrics.Enqueued(r.Job.Queue, r.Job.Kind)
+		}
 		out[i] = EnqueueResult{Job: rowFromStore(r.Job), Existing: r.Existing}
 	}
 	return out

@@ -20,4 +20,6 @@ var (
 	ErrStaleLease = store.ErrStaleLease
 	// ErrUnsupported: the operation needs another backend.
 	ErrUnsupported = errors.New("unsupported")
+	// ErrUnauthenticated: the API key is unknown, revoked or expired.
+	ErrUnauthenticated = errors.New("unauthenticated")
 )

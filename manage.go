@@ -101,6 +101,12 @@ func (c *Client) RetryJob(ctx context.Context, id string) (*JobRow, error) {
 	return c.changeJob(ctx, id, "retry", c.store.Retry)
 }
 
+// DeleteJob removes a job that is not running (cancel a running job first:
+// ErrConflict) and returns it as it was.
+func (c *Client) DeleteJob(ctx context.Context, id string) (*JobRow, error) {
+	return c.changeJob(ctx, id, "delete", c.store.Delete)
+}
+
 func (c *Client) changeJob(ctx context.Context, id, verb string, op func(context.Context, string, int64) (*store.Job, error)) (*JobRow, error) {
 	n, err := parseID(id)
 	if err != nil {
@@ -119,9 +125,13 @@ func (c *Client) changeJob(ctx context.Context, id, verb string, op func(context
 
 // QueueInfo is a queue's state and job counts.
 type QueueInfo struct {
-	Name   string           `json:"name"`
-	Paused bool             `json:"paused"`
-	Counts map[string]int64 `json:"counts"`
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+	// Concurrency is how many of the queue's jobs run at once on each node
+	// that works it: the queue's stored setting, or else this client's
+	// configured concurrency for it.
+	Concurrency int              `json:"concurrency"`
+	Counts      map[string]int64 `json:"counts"`
 }
 
 // Queues lists this tenant's queues with their job counts per state.
@@ -132,9 +142,62 @@ func (c *Client) Queues(ctx context.Context) ([]QueueInfo, error) {
 	}
 	out := make([]QueueInfo, len(qs))
 	for i, q := range qs {
-		out[i] = QueueInfo{Name: q.Name, Paused: q.Paused, Counts: q.Counts}
+		out[i] = QueueInfo{Name: q.Name, Paused: q.Paused, Concurrency: c.concurrency(q.Name, q.Concurrency), Counts: q.Counts}
 	}
 	return out, nil
+}
+
+// Queue returns one queue; a queue that has neither jobs nor settings is
+// shown empty, not ErrNotFound (any valid name is a queue).
+func (c *Client) Queue(ctx context.Context, name string) (*QueueInfo, error) {
+	if err := validName("queue", name); err != nil {
+		return nil, err
+	}
+	qs, err := c.Queues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range qs {
+		if qs[i].Name == name {
+			return &qs[i], nil
+		}
+	}
+	counts := make(map[string]int64, len(store.AllStates))
+	for _, s := range store.AllStates {
+		counts[s] = 0
+	}
+	return &QueueInfo{Name: name, Concurrency: c.concurrency(name, 0), Counts: counts}, nil
+}
+
+// concurrency is the effective per-node concurrency of a queue whose stored
+// setting is stored (0: none).
+func (c *Client) concurrency(name string, stored int) int {
+	if stored > 0 {
+		return stored
+	}
+	if q, ok := c.cfg.Queues[name]; ok && q.Concurrency > 0 {
+		return q.Concurrency
+	}
+	return c.cfg.DefaultConcurrency
+}
+
+// MaxQueueConcurrency bounds SetQueueConcurrency.
+const MaxQueueConcurrency = 10000
+
+// SetQueueConcurrency sets how many of the queue's jobs run at once on each
+// node (1..MaxQueueConcurrency), overriding every node's configuration; 0
+// restores each node's own. Nodes apply it at once.
+func (c *Client) SetQueueConcurrency(ctx context.Context, name string, n int) error {
+	if err := validName("queue", name); err != nil {
+		return err
+	}
+	if n < 0 || n > MaxQueueConcurrency {
+		return invalid("concurrency must be between 1 and %d (0 restores the default), got %d", MaxQueueConcurrency, n)
+	}
+	if err := c.store.SetQueueConcurrency(ctx, c.cfg.TenantID, name, n); err != nil {
+		return fmt.Errorf("switchyard: set queue %s concurrency: %w", name, err)
+	}
+	return nil
 }
 
 // PauseQueue stops every process from fetching the queue's jobs; running
@@ -281,6 +344,22 @@ func (c *Client) HeartbeatJob(ctx context.Context, id, token string, d time.Dura
 	}
 	if len(stale) > 0 {
 		return fmt.Errorf("switchyard: heartbeat job %s: %w", id, ErrStaleLease)
+	}
+	return nil
+}
+
+// Ready reports whether the client can serve: its database answers and has
+// every migration this build needs.
+func (c *Client) Ready(ctx context.Context) error {
+	if err := c.store.Ping(ctx); err != nil {
+		return fmt.Errorf("switchyard: not ready: %w", err)
+	}
+	n, err := c.store.PendingMigrations(ctx)
+	if err != nil {
+		return fmt.Errorf("switchyard: not ready: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("switchyard: not ready: %d migrations are not applied (run switchyard migrate)", n)
 	}
 	return nil
 }

@@ -79,9 +79,17 @@ type Config struct {
 	// NodeID names this process in leases and leadership. Default
 	// hostname-pid-random.
 	NodeID string
-	// Queues to work, by name. If nil and a handler is registered, the
-	// client works queue "default" with concurrency 100.
+	// Queues to work, by name. If nil, AllQueues is false and a handler is
+	// registered, the client works queue "default".
 	Queues map[string]QueueConfig
+	// AllQueues works every queue of the tenant: those in Queues with their
+	// settings, and any other (existing now or receiving jobs later) with
+	// DefaultConcurrency. A server uses it. Default false.
+	AllQueues bool
+	// DefaultConcurrency is how many jobs of a queue run at once in this
+	// process when neither Queues nor the queue's stored setting says.
+	// Default 100.
+	DefaultConcurrency int
 	// ExternalKinds are kinds this client may enqueue without a handler of
 	// its own (another process works them). Default none.
 	ExternalKinds []string
@@ -182,6 +190,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.Registerer != nil {
 		c.metrics = queue.NewMetrics(cfg.Registerer)
+		c.store = store.Instrument(st, c.metrics.ObserveStore)
 	}
 	st.Listen(func(n store.Notification) {
 		if r := c.runner.Load(); r != nil {
@@ -216,6 +225,9 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.DefaultMaxAttempts <= 0 {
 		cfg.DefaultMaxAttempts = 25
+	}
+	if cfg.DefaultConcurrency <= 0 {
+		cfg.DefaultConcurrency = 100
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
@@ -288,8 +300,8 @@ func (c *Client) Start(ctx context.Context) error {
 	for name, q := range c.cfg.Queues {
 		queues[name] = queue.QueueConfig{Concurrency: q.Concurrency}
 	}
-	if c.cfg.Queues == nil && c.registry.Len() > 0 {
-		queues["default"] = queue.QueueConfig{Concurrency: 100}
+	if c.cfg.Queues == nil && !c.cfg.AllQueues && c.registry.Len() > 0 {
+		queues["default"] = queue.QueueConfig{Concurrency: c.cfg.DefaultConcurrency}
 	}
 	poll, leaderTTL := c.cfg.PollInterval, c.cfg.LeaderTTL
 	if poll == 0 && c.store.Backend() == "postgres" {
@@ -306,15 +318,18 @@ func (c *Client) Start(ctx context.Context) error {
 		leaderTTL = 24 * time.Second
 	}
 	r, err := queue.New(queue.Config{
-		Store:         c.store,
-		Registry:      c.registry,
-		TenantID:      c.cfg.TenantID,
-		NodeID:        c.cfg.NodeID,
-		Queues:        queues,
-		LeaseDuration: c.cfg.LeaseDuration,
-		FetchBatch:    c.cfg.FetchBatch,
-		PollInterval:  poll,
-		Retry:         c.cfg.Retry,
+		Store:     c.store,
+		Registry:  c.registry,
+		TenantID:  c.cfg.TenantID,
+		NodeID:    c.cfg.NodeID,
+		Queues:    queues,
+		AllQueues: c.cfg.AllQueues,
+
+		DefaultConcurrency: c.cfg.DefaultConcurrency,
+		LeaseDuration:      c.cfg.LeaseDuration,
+		FetchBatch:         c.cfg.FetchBatch,
+		PollInterval:       poll,
+		Retry:              c.cfg.Retry,
 		Maintenance: queue.MaintenanceConfig{
 			Disabled:  c.cfg.NoMaintenance,
 			LeaderTTL: leaderTTL,

@@ -11,6 +11,8 @@ import (
 // Metrics are the runner's Prometheus instruments. A nil *Metrics records
 // nothing, so tests and embedders that don't want metrics pass nil.
 type Metrics struct {
+	enqueued   *prometheus.CounterVec
+	storeOps   *prometheus.HistogramVec
 	attempts   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	startDelay *prometheus.HistogramVec
@@ -22,9 +24,18 @@ type Metrics struct {
 // NewMetrics creates the runner's metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_jobs_enqueued_total",
+			Help: "Jobs enqueued through this process (not counting unique-key matches), by queue and kind.",
+		}, []string{"queue", "kind"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_store_operation_seconds",
+			Help:    "Latency of store operations, by operation and result (ok or error).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"op", "result"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_job_attempts_total",
-			Help: "Job attempts finished in this process, by queue, kind and outcome.",
+			Help: "Job attempts finished in this process, by queue, kind and outcome: succeeded, retried (failed with attempts left), dead, snoozed, released (at shutdown) or cancelled.",
 		}, []string{"queue", "kind", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchyard_job_run_seconds",
@@ -49,13 +60,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while this process leads maintenance.",
 		}),
 	}
-	reg.MustRegister(m.attempts, m.duration, m.startDelay, m.staleTotal, m.rescues, m.leader)
+	reg.MustRegister(m.enqueued, m.storeOps, m.attempts, m.duration, m.startDelay, m.staleTotal, m.rescues, m.leader)
 	return m
 }
 
 var outcomeNames = map[store.Outcome]string{
 	store.OutcomeSucceeded: "succeeded",
-	store.OutcomeFailed:    "failed",
+	store.OutcomeFailed:    "retried", // or dead when no attempt is left: see finished
 	store.OutcomeDead:      "dead",
 	store.OutcomeSnoozed:   "snoozed",
 	store.OutcomeReleased:  "released",
@@ -75,8 +86,28 @@ func (m *Metrics) finished(j *store.Job, o store.Outcome, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.attempts.WithLabelValues(j.Queue, j.Kind, outcomeNames[o]).Inc()
+	name := outcomeNames[o]
+	if o == store.OutcomeFailed && j.Attempt >= j.MaxAttempts {
+		name = "dead"
+	}
+	m.attempts.WithLabelValues(j.Queue, j.Kind, name).Inc()
 	m.duration.WithLabelValues(j.Queue, j.Kind).Observe(d.Seconds())
+}
+
+// Enqueued counts a newly enqueued job.
+func (m *Metrics) Enqueued(queue, kind string) {
+	if m != nil {
+		m.enqueued.WithLabelValues(queue, kind).Inc()
+	}
+}
+
+// ObserveStore records a store operation's latency; it is a store.Observer.
+func (m *Metrics) ObserveStore(op string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.storeOps.WithLabelValues(op, result).Observe(d.Seconds())
 }
 
 func (m *Metrics) stale() {

@@ -9,45 +9,76 @@ import (
 )
 
 // producer owns one queue: a fetch loop that leases jobs into a channel and a
-// fixed pool of worker goroutines that run them. The pool is created once, so
-// no goroutine is spawned per job.
+// pool of worker goroutines that run them. The pool is sized to the queue's
+// concurrency and changes only when that does, so no goroutine is spawned
+// per job.
 type producer struct {
-	r           *Runner
-	queue       string
-	concurrency int
+	r     *Runner
+	queue string
+	base  int // this node's configured concurrency for the queue
 
-	jobs    chan *store.Job // leased, not yet started; capacity = concurrency
-	running atomic.Int64    // leased and not finished
-	paused  bool            // owned by the fetch loop after start
+	// limit is the effective concurrency: the queue's stored override, or
+	// base. Written by the fetch loop, read by workers deciding to retire.
+	limit   atomic.Int64
+	workers atomic.Int64    // worker goroutines alive; kept ≥ limit
+	jobs    chan *store.Job // leased, not yet started
+	running atomic.Int64    // leased and not finished; ≤ limit
+	paused  bool            // owned by the fetch loop
+	started atomic.Bool
 
 	wake         chan struct{} // jobs may have arrived
 	slotFreed    chan struct{} // a worker finished a job
-	queueChanged chan struct{} // paused flag may have changed
+	queueChanged chan struct{} // the queue's settings may have changed
 }
 
 func newProducer(r *Runner, queue string, concurrency int) *producer {
-	return &producer{
+	p := &producer{
 		r:            r,
 		queue:        queue,
-		concurrency:  concurrency,
+		base:         concurrency,
 		jobs:         make(chan *store.Job, concurrency),
 		wake:         make(chan struct{}, 1),
 		slotFreed:    make(chan struct{}, 1),
 		queueChanged: make(chan struct{}, 1),
 	}
+	p.limit.Store(int64(concurrency))
+	return p
 }
 
 func (p *producer) start() {
+	if !p.started.CompareAndSwap(false, true) {
+		return
+	}
 	p.r.fetchWG.Add(1)
 	go p.fetchLoop()
-	p.r.workerWG.Add(p.concurrency)
-	for range p.concurrency {
+}
+
+// grow starts workers until there are as many as the limit. Only the fetch
+// loop calls it, before the jobs channel can close.
+func (p *producer) grow() {
+	for p.workers.Load() < p.limit.Load() {
+		p.workers.Add(1)
+		p.r.workerWG.Add(1)
 		go p.work()
 	}
 }
 
-// work runs jobs until the channel closes at shutdown. Jobs still buffered
-// once fetching stopped are released instead of started.
+// retire reports whether this worker should exit because the limit was
+// lowered; it keeps at least limit workers alive.
+func (p *producer) retire() bool {
+	for {
+		w := p.workers.Load()
+		if w <= p.limit.Load() {
+			return false
+		}
+		if p.workers.CompareAndSwap(w, w-1) {
+			return true
+		}
+	}
+}
+
+// work runs jobs until the channel closes at shutdown or the pool shrinks.
+// Jobs still buffered once fetching stopped are released instead of started.
 func (p *producer) work() {
 	defer p.r.workerWG.Done()
 	for job := range p.jobs {
@@ -59,7 +90,11 @@ func (p *producer) work() {
 		}
 		p.running.Add(-1)
 		signal(p.slotFreed)
+		if p.retire() {
+			return
+		}
 	}
+	p.workers.Add(-1)
 }
 
 func (p *producer) fetchLoop() {
@@ -69,11 +104,27 @@ func (p *producer) fetchLoop() {
 	var retry *time.Timer // backoff after a store error
 	var retryC <-chan time.Time
 	backoff := 10 * time.Millisecond
+	// The queue's settings decide whether and how much to fetch: read them
+	// before the first fetch, retrying until the store answers.
+	for {
+		err := p.refreshSettings()
+		if err == nil {
+			break
+		}
+		p.r.log.Error("queue: read settings", "queue", p.queue, "err", err)
+		select {
+		case <-p.r.stopFetch:
+			return
+		case <-time.After(backoff):
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+	backoff = 10 * time.Millisecond
 	more := true    // jobs may be waiting: fetch when a slot is free
 	polled := false // this fetch is the fallback poll's
 	for {
 		if more && !p.paused && retryC == nil {
-			free := p.concurrency - int(p.running.Load())
+			free := int(p.limit.Load() - p.running.Load())
 			if free > 0 {
 				limit := min(free, p.r.cfg.FetchBatch)
 				n, err := p.fetch(limit)
@@ -91,7 +142,7 @@ func (p *producer) fetchLoop() {
 						poll.idle()
 					}
 					more = n == limit
-					if more && int(p.running.Load()) < p.concurrency {
+					if more && p.running.Load() < p.limit.Load() {
 						polled = false
 						continue
 					}
@@ -112,14 +163,14 @@ func (p *producer) fetchLoop() {
 			if p.paused {
 				// A resume announced by a process whose notifications
 				// cannot reach this one shows up here.
-				p.refreshPaused()
+				p.logRefreshError(p.refreshSettings())
 			}
 			more, polled = true, true
 		case <-p.slotFreed:
 		case <-retryC:
 			retryC = nil
 		case <-p.queueChanged:
-			p.refreshPaused()
+			p.logRefreshError(p.refreshSettings())
 			more = true
 		}
 	}
@@ -140,21 +191,39 @@ func (p *producer) fetch(limit int) (int, error) {
 	}
 	p.running.Add(int64(len(jobs)))
 	for _, j := range jobs {
-		p.jobs <- j // never blocks: running ≤ concurrency = cap(jobs)
+		// Blocks only while workers take jobs: there are at least limit
+		// workers, and at most limit jobs leased and unfinished.
+		p.jobs <- j
 	}
 	return len(jobs), nil
 }
 
-func (p *producer) refreshPaused() {
+// refreshSettings reads the queue's paused flag and concurrency override and
+// resizes the worker pool to match.
+func (p *producer) refreshSettings() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	paused, err := p.r.cfg.Store.QueuePaused(ctx, p.r.cfg.TenantID, p.queue)
+	qs, err := p.r.cfg.Store.QueueSettings(ctx, p.r.cfg.TenantID, p.queue)
 	if err != nil {
-		p.r.log.Error("queue: read paused flag", "queue", p.queue, "err", err)
-		return
+		return err
 	}
-	if paused != p.paused {
-		p.r.log.Info("queue: paused flag changed", "queue", p.queue, "paused", paused)
+	if qs.Paused != p.paused {
+		p.r.log.Info("queue: paused flag changed", "queue", p.queue, "paused", qs.Paused)
 	}
-	p.paused = paused
+	p.paused = qs.Paused
+	limit := int64(p.base)
+	if qs.Concurrency > 0 {
+		limit = int64(qs.Concurrency)
+	}
+	if old := p.limit.Swap(limit); old != limit {
+		p.r.log.Info("queue: concurrency changed", "queue", p.queue, "from", old, "to", limit)
+	}
+	p.grow()
+	return nil
+}
+
+func (p *producer) logRefreshError(err error) {
+	if err != nil {
+		p.r.log.Error("queue: read settings", "queue", p.queue, "err", err)
+	}
 }

@@ -37,8 +37,16 @@ type Config struct {
 	TenantID string
 	// NodeID identifies this process in leases and leadership. Required.
 	NodeID string
-	// Queues to work, by name. Empty: the runner only does maintenance.
+	// Queues to work, by name. Empty (and AllQueues false): the runner only
+	// does maintenance.
 	Queues map[string]QueueConfig
+	// AllQueues also works every other queue of the tenant, each with
+	// DefaultConcurrency: those with waiting jobs or settings at start, and
+	// any that gets jobs later (its insert notification starts it).
+	AllQueues bool
+	// DefaultConcurrency is the per-node concurrency of queues AllQueues
+	// finds. Default 100.
+	DefaultConcurrency int
 	// LeaseDuration is how long a lease lasts without a heartbeat; heartbeats
 	// run every third of it. Default 30s.
 	LeaseDuration time.Duration
@@ -102,6 +110,9 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.DefaultConcurrency <= 0 {
+		c.DefaultConcurrency = 100
+	}
 	for name, q := range c.Queues {
 		if q.Concurrency <= 0 {
 			q.Concurrency = 100
@@ -116,7 +127,12 @@ func (c *Config) setDefaults() error {
 type Runner struct {
 	cfg        Config
 	log        *slog.Logger
-	producers  map[string]*producer
+	// producers by queue name: an immutable map replaced whole when a
+	// queue is added, so Notify reads it without a lock.
+	producers  atomic.Pointer[map[string]*producer]
+	addMu      sync.Mutex // serialises adding producers
+	stopping   bool       // under addMu: no more producers
+	discover   chan struct{}
 	completer  *completer
 	maintainer *maintainer
 
@@ -151,7 +167,7 @@ func New(cfg Config) (*Runner, error) {
 	r := &Runner{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		producers: map[string]*producer{},
+		discover:  make(chan struct{}, 1),
 		running:   map[int64]*runningJob{},
 		stopFetch: make(chan struct{}),
 		bgStop:    make(chan struct{}),
@@ -159,9 +175,11 @@ func New(cfg Config) (*Runner, error) {
 		jobStarted: make(chan struct{}, 1),
 	}
 	r.workCtx, r.cancelWork = context.WithCancelCause(context.Background())
+	ps := map[string]*producer{}
 	for name, q := range cfg.Queues {
-		r.producers[name] = newProducer(r, name, q.Concurrency)
+		ps[name] = newProducer(r, name, q.Concurrency)
 	}
+	r.producers.Store(&ps)
 	r.completer = newCompleter(r)
 	r.maintainer = newMaintainer(r)
 	return r, nil
@@ -173,8 +191,10 @@ func (r *Runner) Notify(n store.Notification) {
 	switch n.Kind {
 	case store.NotifyInsert:
 		if n.TenantID == r.cfg.TenantID {
-			if p := r.producers[n.Queue]; p != nil {
+			if p := (*r.producers.Load())[n.Queue]; p != nil {
 				signal(p.wake)
+			} else if r.cfg.AllQueues && r.started.Load() {
+				r.addQueue(n.Queue)
 			}
 		}
 	case store.NotifyScheduled:
@@ -183,16 +203,19 @@ func (r *Runner) Notify(n store.Notification) {
 		r.cancelRunning(n.JobID, errJobCancelled)
 	case store.NotifyQueue:
 		if n.TenantID == r.cfg.TenantID {
-			if p := r.producers[n.Queue]; p != nil {
+			if p := (*r.producers.Load())[n.Queue]; p != nil {
 				signal(p.queueChanged)
+			} else if r.cfg.AllQueues && r.started.Load() {
+				r.addQueue(n.Queue)
 			}
 		}
 	case store.NotifyLeader:
 		r.maintainer.wakeElection()
 	case store.NotifyResync:
-		for _, p := range r.producers {
+		for _, p := range *r.producers.Load() {
 			signal(p.queueChanged)
 		}
+		signal(r.discover)
 		r.maintainer.wakeElection()
 		r.maintainer.wakePromoter()
 	}
@@ -205,13 +228,20 @@ func (r *Runner) Start(ctx context.Context) error {
 		return errors.New("queue: runner already started")
 	}
 	r.completer.start()
-	for _, p := range r.producers {
-		paused, err := r.cfg.Store.QueuePaused(ctx, r.cfg.TenantID, p.queue)
-		if err != nil {
-			return fmt.Errorf("queue: start %s: %w", p.queue, err)
-		}
-		p.paused = paused
+	for _, p := range *r.producers.Load() {
 		p.start()
+	}
+	if r.cfg.AllQueues {
+		names, err := r.cfg.Store.QueueNames(ctx, r.cfg.TenantID)
+		if err != nil {
+			r.Stop(ctx)
+			return fmt.Errorf("queue: start: find queues: %w", err)
+		}
+		for _, name := range names {
+			r.addQueue(name)
+		}
+		r.bgWG.Add(1)
+		go r.discoverLoop()
 	}
 	r.bgWG.Add(1)
 	go r.heartbeatLoop()
@@ -233,9 +263,12 @@ func (r *Runner) stop(ctx context.Context) error {
 	if !r.started.Load() {
 		return nil
 	}
+	r.addMu.Lock()
+	r.stopping = true
+	r.addMu.Unlock()
 	close(r.stopFetch)
 	r.fetchWG.Wait()
-	for _, p := range r.producers {
+	for _, p := range *r.producers.Load() {
 		close(p.jobs) // workers release what is still buffered, then exit
 	}
 	done := make(chan struct{})
@@ -269,6 +302,50 @@ func (r *Runner) stop(ctx context.Context) error {
 	err := r.completer.stop(ctx)
 	r.cancelWork(errShutdown)
 	return err
+}
+
+// addQueue starts working a queue this runner does not work yet, with the
+// default concurrency. It does not block on the store: the new fetch loop
+// reads the queue's settings itself.
+func (r *Runner) addQueue(name string) {
+	r.addMu.Lock()
+	defer r.addMu.Unlock()
+	old := *r.producers.Load()
+	if r.stopping || old[name] != nil {
+		return
+	}
+	ps := make(map[string]*producer, len(old)+1)
+	for k, v := range old {
+		ps[k] = v
+	}
+	p := newProducer(r, name, r.cfg.DefaultConcurrency)
+	ps[name] = p
+	r.producers.Store(&ps)
+	p.start()
+	r.log.Debug("queue: working new queue", "queue", name)
+}
+
+// discoverLoop looks for queues whose first insert notification this process
+// may have missed (the store said to resync).
+func (r *Runner) discoverLoop() {
+	defer r.bgWG.Done()
+	for {
+		select {
+		case <-r.bgStop:
+			return
+		case <-r.discover:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		names, err := r.cfg.Store.QueueNames(ctx, r.cfg.TenantID)
+		cancel()
+		if err != nil {
+			r.log.Error("queue: find queues", "err", err)
+			continue
+		}
+		for _, name := range names {
+			r.addQueue(name)
+		}
+	}
 }
 
 func leaseOf(j *store.Job) store.Lease {

@@ -155,8 +155,33 @@ type Queue struct {
 	TenantID  string
 	Name      string
 	Paused    bool
-	Counts    map[string]int64 // state -> count; every state present
-	UpdatedAt time.Time
+	// Concurrency overrides, on every node, how many of the queue's jobs
+	// run at once per node; 0 leaves each node's configured default.
+	Concurrency int
+	Counts      map[string]int64 // state -> count; every state present
+	UpdatedAt   time.Time
+}
+
+// QueueSettings are a queue's stored settings; the zero value for a queue
+// without a settings row.
+type QueueSettings struct {
+	Paused      bool
+	Concurrency int // 0: the node's default
+}
+
+// APIKey is a stored API key. Only a hash of the secret is kept; the secret
+// is shown once, when the key is created.
+type APIKey struct {
+	ID         string
+	TenantID   string
+	Name       string
+	Role       string
+	Prefix     string // the secret's first characters, to recognise it by
+	Hash       []byte // SHA-256 of the whole secret; unique
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never
+	LastUsedAt time.Time // zero: never used
+	RevokedAt  time.Time // zero: not revoked
 }
 
 // RetentionParams: delete jobs finished before these ages (0 keeps them).
@@ -257,11 +282,35 @@ type Store interface {
 	// and sends a NotifyQueue.
 	SetQueuePaused(ctx context.Context, tenantID, queue string, paused bool) error
 
+	// SetQueueConcurrency sets a queue's per-node concurrency (0 restores
+	// each node's default), creating its row if needed, and sends a
+	// NotifyQueue.
+	SetQueueConcurrency(ctx context.Context, tenantID, queue string, concurrency int) error
+
 	// Queues lists a tenant's queues: those with a settings row or any job.
 	Queues(ctx context.Context, tenantID string) ([]Queue, error)
 
-	// QueuePaused reports whether a queue is paused.
-	QueuePaused(ctx context.Context, tenantID, queue string) (bool, error)
+	// QueueSettings reads a queue's settings; the zero value if it has no
+	// settings row.
+	QueueSettings(ctx context.Context, tenantID, queue string) (QueueSettings, error)
+
+	// QueueNames lists, in no particular order, a tenant's queues that have
+	// a settings row or jobs waiting to run (available, scheduled,
+	// retryable): the queues a worker should serve.
+	QueueNames(ctx context.Context, tenantID string) ([]string, error)
+
+	// Delete removes a job that is not running and returns it as it was;
+	// a running job answers ErrConflict (cancel it first).
+	Delete(ctx context.Context, tenantID string, id int64) (*Job, error)
+
+	// CreateAPIKey stores k. With onlyIfNone it stores k only if no key
+	// exists at all, atomically across processes, and reports whether it
+	// did; a first-start admin key is created exactly once.
+	CreateAPIKey(ctx context.Context, k APIKey, onlyIfNone bool) (created bool, err error)
+
+	// APIKeyByHash finds a key by the hash of its secret, revoked and
+	// expired ones included (the caller decides); ErrNotFound if none.
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
 
 	// RescueExpired turns up to limit running jobs whose lease expired into
 	// retryable (at retryAt(job) from now) or dead when out of attempts,
@@ -301,6 +350,10 @@ type Store interface {
 
 	// Ping checks the database is reachable.
 	Ping(ctx context.Context) error
+
+	// PendingMigrations counts the embedded migrations not yet applied to
+	// the database; a server is not ready while any is.
+	PendingMigrations(ctx context.Context) (int, error)
 
 	// Close releases the store's resources. Idempotent.
 	Close() error

@@ -205,6 +205,27 @@ func (s *Store) Retry(ctx context.Context, tenantID string, id int64) (*store.Jo
 	return j, nil
 }
 
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, tenantID string, id int64) (*store.Job, error) {
+	var (
+		js      jobScan
+		deleted bool
+	)
+	err := s.pool.QueryRow(ctx, sqlDeleteJob, id, tenantID).Scan(js.dests(&deleted)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: delete: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: delete: %w", err)
+	}
+	j := js.result()
+	if !deleted {
+		return j, fmt.Errorf("postgres: delete: job %d is running; cancel it first: %w", id, store.ErrConflict)
+	}
+	s.countLeased(1) // a deleted row leaves dead index entries
+	return j, nil
+}
+
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"

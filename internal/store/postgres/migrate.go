@@ -44,6 +44,25 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// PendingMigrations implements store.Store.
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	ms, err := migrations()
+	if err != nil {
+		return 0, fmt.Errorf("postgres: pending migrations: %w", err)
+	}
+	applied, err := s.appliedVersions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: pending migrations: %w", err)
+	}
+	n := 0
+	for _, m := range ms {
+		if !applied[m.Version] {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // appliedVersions reads the recorded versions without locking; an absent
 // bookkeeping table means none.
 func (s *Store) appliedVersions(ctx context.Context) (map[int]bool, error) {

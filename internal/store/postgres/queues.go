@@ -21,17 +21,41 @@ func (s *Store) SetQueuePaused(ctx context.Context, tenantID, queue string, paus
 	return nil
 }
 
-// QueuePaused implements store.Store.
-func (s *Store) QueuePaused(ctx context.Context, tenantID, queue string) (bool, error) {
-	var paused bool
-	err := s.pool.QueryRow(ctx, sqlQueuePaused, tenantID, queue).Scan(&paused)
+// SetQueueConcurrency implements store.Store.
+func (s *Store) SetQueueConcurrency(ctx context.Context, tenantID, queue string, concurrency int) error {
+	if _, err := s.pool.Exec(ctx, sqlSetQueueConcurrency, s.channel, s.origin, tenantID, queue, concurrency); err != nil {
+		return fmt.Errorf("postgres: set queue concurrency: %w", err)
+	}
+	s.deliver(store.Notification{Kind: store.NotifyQueue, TenantID: tenantID, Queue: queue})
+	return nil
+}
+
+// QueueSettings implements store.Store.
+func (s *Store) QueueSettings(ctx context.Context, tenantID, queue string) (store.QueueSettings, error) {
+	var qs store.QueueSettings
+	var concurrency int32
+	err := s.pool.QueryRow(ctx, sqlQueueSettings, tenantID, queue).Scan(&qs.Paused, &concurrency)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return qs, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("postgres: queue paused: %w", err)
+		return qs, fmt.Errorf("postgres: queue settings: %w", err)
 	}
-	return paused, nil
+	qs.Concurrency = int(concurrency)
+	return qs, nil
+}
+
+// QueueNames implements store.Store.
+func (s *Store) QueueNames(ctx context.Context, tenantID string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, sqlQueueNames, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: queue names: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: queue names: %w", err)
+	}
+	return names, nil
 }
 
 // Queues implements store.Store. Queues come ordered by name.
@@ -42,15 +66,16 @@ func (s *Store) Queues(ctx context.Context, tenantID string) ([]store.Queue, err
 	}
 	var (
 		qs      []store.Queue
-		name    string
-		paused  bool
-		updated pgtype.Timestamptz
+		name        string
+		paused      bool
+		concurrency int32
+		updated     pgtype.Timestamptz
 		state   pgtype.Text
 		n       int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&name, &paused, &updated, &state, &n}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&name, &paused, &concurrency, &updated, &state, &n}, func() error {
 		if len(qs) == 0 || qs[len(qs)-1].Name != name {
-			q := store.Queue{TenantID: tenantID, Name: name, Paused: paused, Counts: make(map[string]int64, len(store.AllStates))}
+			q := store.Queue{TenantID: tenantID, Name: name, Paused: paused, Concurrency: int(concurrency), Counts: make(map[string]int64, len(store.AllStates))}
 			for _, st := range store.AllStates {
 				q.Counts[st] = 0
 			}

@@ -279,12 +279,52 @@ const sqlSetQueuePaused = `WITH up AS (
 )
 SELECT pg_notify($1::text, json_build_object('k', 'queue', 't', tenant_id, 'q', name, 'o', $2::text)::text) FROM up`
 
-const sqlQueuePaused = `SELECT paused FROM switchyard.queues WHERE tenant_id = $1 AND name = $2`
+const sqlSetQueueConcurrency = `WITH up AS (
+	INSERT INTO switchyard.queues AS q (tenant_id, name, concurrency) VALUES ($3, $4, $5)
+	ON CONFLICT (tenant_id, name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = now()
+	RETURNING q.tenant_id, q.name
+)
+SELECT pg_notify($1::text, json_build_object('k', 'queue', 't', tenant_id, 'q', name, 'o', $2::text)::text) FROM up`
+
+const sqlQueueSettings = `SELECT paused, concurrency FROM switchyard.queues WHERE tenant_id = $1 AND name = $2`
+
+// sqlQueueNames finds the queues with waiting jobs through the indexes: a
+// loose index scan over jobs_fetch for available jobs, and the (small)
+// pending set for scheduled and retryable ones.
+const sqlQueueNames = `WITH RECURSIVE avail AS (
+	(SELECT queue FROM switchyard.jobs WHERE tenant_id = $1 AND state = 'available' ORDER BY queue LIMIT 1)
+	UNION ALL
+	SELECT (SELECT queue FROM switchyard.jobs WHERE tenant_id = $1 AND state = 'available' AND queue > avail.queue ORDER BY queue LIMIT 1)
+	FROM avail WHERE avail.queue IS NOT NULL
+)
+SELECT queue FROM avail WHERE queue IS NOT NULL
+UNION SELECT name FROM switchyard.queues WHERE tenant_id = $1
+UNION SELECT DISTINCT queue FROM switchyard.jobs WHERE tenant_id = $1 AND state IN ('scheduled', 'retryable')`
+
+const sqlDeleteJob = `WITH prev AS (
+	SELECT ` + jobColumns + ` FROM switchyard.jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE
+), del AS (
+	DELETE FROM switchyard.jobs j USING prev WHERE j.id = prev.id AND prev.state <> 'running'
+	RETURNING j.id
+)
+SELECT EXISTS (SELECT 1 FROM del), ` + jobColumns + ` FROM prev`
+
+const sqlInsertKey = `INSERT INTO switchyard.api_keys (id, tenant_id, name, role, prefix, hash, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8)`
+
+// sqlLockKeys makes "create the first key if there is none" atomic across
+// nodes starting together.
+const sqlLockKeys = `LOCK TABLE switchyard.api_keys IN SHARE ROW EXCLUSIVE MODE`
+
+const sqlAnyKey = `SELECT EXISTS (SELECT 1 FROM switchyard.api_keys)`
+
+const sqlKeyByHash = `SELECT id, tenant_id, name, role, prefix, hash, created_at, expires_at, last_used_at, revoked_at
+FROM switchyard.api_keys WHERE hash = $1`
 
 // sqlQueues returns one row per (queue, state with jobs), or one row with a
 // NULL state for a queue that has a settings row but no jobs.
-const sqlQueues = `SELECT coalesce(q.name, c.queue), coalesce(q.paused, false), q.updated_at, c.state, coalesce(c.n, 0)
-FROM (SELECT name, paused, updated_at FROM switchyard.queues WHERE tenant_id = $1) q
+const sqlQueues = `SELECT coalesce(q.name, c.queue), coalesce(q.paused, false), coalesce(q.concurrency, 0), q.updated_at, c.state, coalesce(c.n, 0)
+FROM (SELECT name, paused, concurrency, updated_at FROM switchyard.queues WHERE tenant_id = $1) q
 FULL JOIN (
 	SELECT queue, state, count(*) AS n FROM switchyard.jobs WHERE tenant_id = $1 GROUP BY queue, state
 ) c ON c.queue = q.name

@@ -575,6 +575,27 @@ func (s *Store) finishLive(ctx context.Context, verb, tenantID string, id int64,
 	return job, nil
 }
 
+// Delete removes a job that is not running.
+func (s *Store) Delete(ctx context.Context, tenantID string, id int64) (*store.Job, error) {
+	var job *store.Job
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		j, err := t.jobByID(tenantID, id)
+		if err != nil {
+			return err
+		}
+		job = j
+		if j.State == store.StateRunning {
+			return fmt.Errorf("%w: job %d is running; cancel it first", store.ErrConflict, id)
+		}
+		_, err = t.exec(stDeleteJob, id)
+		return err
+	})
+	if err != nil {
+		return job, fmt.Errorf("sqlite: delete: %w", err)
+	}
+	return job, nil
+}
+
 // Retry makes a dead or cancelled job available now.
 func (s *Store) Retry(ctx context.Context, tenantID string, id int64) (*store.Job, error) {
 	var job *store.Job

@@ -155,8 +155,8 @@ func TestLeaseOrderPausedAndTenants(t *testing.T) {
 	if err := s.SetQueuePaused(ctx, "default", "q", true); err != nil {
 		t.Fatal(err)
 	}
-	if paused, err := s.QueuePaused(ctx, "default", "q"); err != nil || !paused {
-		t.Fatalf("QueuePaused = %v, %v", paused, err)
+	if qs, err := s.QueueSettings(ctx, "default", "q"); err != nil || !qs.Paused {
+		t.Fatalf("QueueSettings = %+v, %v", qs, err)
 	}
 	if got := mustLease(t, s, "q", 10); len(got) != 0 {
 		t.Fatalf("leased %d jobs of a paused queue", len(got))
@@ -577,9 +577,13 @@ func TestMigrateIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var n int
-	if err := s.read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("schema_migrations rows = %d, %v", n, err)
+	if err := s.read.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Fatalf("schema_migrations rows = %d, %v; want %d", n, err, len(ms))
 	}
 	var tenant string
 	if err := s.read.QueryRow(`SELECT id FROM tenants`).Scan(&tenant); err != nil || tenant != "default" {

@@ -24,6 +24,56 @@ func (s *Store) SetQueuePaused(ctx context.Context, tenantID, queue string, paus
 	return nil
 }
 
+// SetQueueConcurrency sets a queue's per-node concurrency, creating its row
+// if needed.
+func (s *Store) SetQueueConcurrency(ctx context.Context, tenantID, queue string, concurrency int) error {
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		if _, err := t.exec(stSetConcurrency, tenantID, queue, concurrency, t.nowUS); err != nil {
+			return err
+		}
+		t.notify(store.Notification{Kind: store.NotifyQueue, TenantID: tenantID, Queue: queue})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set queue concurrency: %w", err)
+	}
+	return nil
+}
+
+// CreateAPIKey stores k; with onlyIfNone, only into an empty key table. The
+// single writer makes the check and the insert atomic.
+func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey, onlyIfNone bool) (bool, error) {
+	created := false
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		if onlyIfNone {
+			var exists bool
+			if err := t.queryRow(stAnyKey).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return nil
+			}
+		}
+		createdAt := k.CreatedAt
+		if createdAt.IsZero() {
+			createdAt = fromMicros(t.nowUS)
+		}
+		var expires any
+		if !k.ExpiresAt.IsZero() {
+			expires = k.ExpiresAt.UnixMicro()
+		}
+		if _, err := t.exec(stInsertKey, k.ID, k.TenantID, k.Name, k.Role, k.Prefix, k.Hash, createdAt.UnixMicro(), expires); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: create api key: %w", err)
+	}
+	return created, nil
+}
+
 // RescueExpired turns running jobs whose lease expired into retryable or
 // dead. The expired jobs are read from the read pool and retryAt is called on
 // the caller's goroutine, so that no caller code runs on the writer; the

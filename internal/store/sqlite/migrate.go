@@ -50,3 +50,29 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// PendingMigrations counts the embedded migrations the file lacks.
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	ms, err := migrations()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: pending migrations: %w", err)
+	}
+	var exists bool
+	if err := s.read.QueryRowContext(ctx, readSQL[rsMigrationsTableExists]).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("sqlite: pending migrations: %w", err)
+	}
+	if !exists {
+		return len(ms), nil
+	}
+	n := 0
+	for _, m := range ms {
+		var applied sqlInt
+		if err := s.read.QueryRowContext(ctx, readSQL[rsMigrationApplied], int64(m.Version)).Scan(&applied); err != nil {
+			return 0, fmt.Errorf("sqlite: pending migrations: %w", err)
+		}
+		if applied == 0 {
+			n++
+		}
+	}
+	return n, nil
+}

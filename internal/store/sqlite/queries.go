@@ -41,6 +41,10 @@ const (
 	stFinishLive
 	stRetry
 	stSetPaused
+	stSetConcurrency
+	stDeleteJob
+	stInsertKey
+	stAnyKey
 	stRescueRetry
 	stRescueDead
 	stNextLeaseExpiry
@@ -205,6 +209,13 @@ var stmtSQL = func() [numStmts]string {
 	s[stSetPaused] = `INSERT INTO queues (tenant_id, name, paused, created_at, updated_at)
 		VALUES (?1, ?2, ?3, ?4, ?4)
 		ON CONFLICT (tenant_id, name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at`
+	s[stSetConcurrency] = `INSERT INTO queues (tenant_id, name, concurrency, created_at, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?4)
+		ON CONFLICT (tenant_id, name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = excluded.updated_at`
+	s[stDeleteJob] = `DELETE FROM jobs WHERE id = ?`
+	s[stInsertKey] = `INSERT INTO api_keys (id, tenant_id, name, role, prefix, hash, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	s[stAnyKey] = `SELECT EXISTS (SELECT 1 FROM api_keys)`
 
 	// Parameters: at, message, run_at, then the lease (id, attempt, token)
 	// and now: the job must still hold the lease the rescuer read, expired.
@@ -250,18 +261,28 @@ type rstmtID int
 
 const (
 	rsGet rstmtID = iota
-	rsQueuePaused
+	rsQueueSettings
 	rsQueueCounts
 	rsQueueRows
+	rsQueueNames
+	rsKeyByHash
+	rsMigrationsTableExists
+	rsMigrationApplied
 	rsRescueSelect
 	numReadStmts
 )
 
 var readSQL = [numReadStmts]string{
-	rsGet:         `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND tenant_id = ?`,
-	rsQueuePaused: `SELECT paused FROM queues WHERE tenant_id = ? AND name = ?`,
-	rsQueueCounts: `SELECT queue, state, count(*) FROM jobs WHERE tenant_id = ? GROUP BY queue, state`,
-	rsQueueRows:   `SELECT name, paused, updated_at FROM queues WHERE tenant_id = ?`,
+	rsGet:           `SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND tenant_id = ?`,
+	rsQueueSettings: `SELECT paused, concurrency FROM queues WHERE tenant_id = ? AND name = ?`,
+	rsQueueCounts:   `SELECT queue, state, count(*) FROM jobs WHERE tenant_id = ? GROUP BY queue, state`,
+	rsQueueRows:     `SELECT name, paused, concurrency, updated_at FROM queues WHERE tenant_id = ?`,
+	rsQueueNames: `SELECT name FROM queues WHERE tenant_id = ?1
+		UNION SELECT DISTINCT queue FROM jobs WHERE tenant_id = ?1 AND state IN ('available', 'scheduled', 'retryable')`,
+	rsMigrationsTableExists: `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')`,
+	rsMigrationApplied:      `SELECT count(*) FROM schema_migrations WHERE version = ?`,
+	rsKeyByHash: `SELECT id, tenant_id, name, role, prefix, hash, created_at, expires_at, last_used_at, revoked_at
+		FROM api_keys WHERE hash = ?`,
 	rsRescueSelect: `SELECT ` + jobCols + ` FROM jobs
 		WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?`,
 }

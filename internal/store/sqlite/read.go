@@ -144,13 +144,14 @@ func (s *Store) Queues(ctx context.Context, tenantID string) ([]store.Queue, err
 	for rows.Next() {
 		var name string
 		var paused bool
-		var updated sqlInt
-		if err := rows.Scan(&name, &paused, &updated); err != nil {
+		var concurrency, updated sqlInt
+		if err := rows.Scan(&name, &paused, &concurrency, &updated); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlite: queues: %w", err)
 		}
 		q := queue(name)
 		q.Paused = paused
+		q.Concurrency = int(concurrency)
 		q.UpdatedAt = fromMicros(int64(updated))
 	}
 	if err := rows.Close(); err != nil {
@@ -182,20 +183,65 @@ func (s *Store) Queues(ctx context.Context, tenantID string) ([]store.Queue, err
 	return out, nil
 }
 
-// QueuePaused reports whether a queue is paused; false if it has no
-// settings row.
-func (s *Store) QueuePaused(ctx context.Context, tenantID, queue string) (bool, error) {
-	st, err := s.rstmts.get(ctx, s.read, rsQueuePaused)
+// QueueSettings reads a queue's settings; the zero value if it has no row.
+func (s *Store) QueueSettings(ctx context.Context, tenantID, queue string) (store.QueueSettings, error) {
+	var qs store.QueueSettings
+	st, err := s.rstmts.get(ctx, s.read, rsQueueSettings)
 	if err != nil {
-		return false, fmt.Errorf("sqlite: queue paused: %w", err)
+		return qs, fmt.Errorf("sqlite: queue settings: %w", err)
 	}
-	var paused bool
-	err = st.QueryRowContext(ctx, tenantID, queue).Scan(&paused)
+	var concurrency sqlInt
+	err = st.QueryRowContext(ctx, tenantID, queue).Scan(&qs.Paused, &concurrency)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return qs, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("sqlite: queue paused: %w", err)
+		return qs, fmt.Errorf("sqlite: queue settings: %w", err)
 	}
-	return paused, nil
+	qs.Concurrency = int(concurrency)
+	return qs, nil
+}
+
+// QueueNames lists the queues with a settings row or waiting jobs.
+func (s *Store) QueueNames(ctx context.Context, tenantID string) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, readSQL[rsQueueNames], tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: queue names: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: queue names: %w", err)
+		}
+		names = append(names, name)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: queue names: %w", err)
+	}
+	return names, nil
+}
+
+// APIKeyByHash finds a key by its secret's hash.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	st, err := s.rstmts.get(ctx, s.read, rsKeyByHash)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: api key: %w", err)
+	}
+	var (
+		k                          store.APIKey
+		created                    sqlInt
+		expires, lastUsed, revoked sql.NullInt64
+	)
+	err = st.QueryRowContext(ctx, hash).Scan(&k.ID, &k.TenantID, &k.Name, &k.Role, &k.Prefix, &k.Hash, &created, &expires, &lastUsed, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: api key: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: api key: %w", err)
+	}
+	k.CreatedAt = fromMicros(int64(created))
+	k.ExpiresAt, k.LastUsedAt, k.RevokedAt = nullMicros(expires), nullMicros(lastUsed), nullMicros(revoked)
+	return &k, nil
 }

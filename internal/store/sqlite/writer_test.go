@@ -185,8 +185,8 @@ func TestOpContext(t *testing.T) {
 		if err := <-result; err != nil {
 			t.Fatalf("op cancelled while running: %v", err)
 		}
-		if paused, err := s.QueuePaused(context.Background(), "default", "started"); err != nil || !paused {
-			t.Fatalf("the started op did not commit: %v, %v", paused, err)
+		if qs, err := s.QueueSettings(context.Background(), "default", "started"); err != nil || !qs.Paused {
+			t.Fatalf("the started op did not commit: %v, %v", qs, err)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/internal/store"
@@ -9,6 +10,8 @@ import (
 var queueTests = []suiteTest{
 	{"Counts", testQueueCounts},
 	{"Paused", testQueuePaused},
+	{"Concurrency", testQueueConcurrency},
+	{"Names", testQueueNames},
 }
 
 func testQueueCounts(t *testing.T, open opener) {
@@ -88,11 +91,11 @@ func testQueuePaused(t *testing.T, open opener) {
 	e := newListeningEnv(t, open)
 	paused := func(tenant, queue string) bool {
 		t.Helper()
-		p, err := e.s.QueuePaused(e.ctx(), tenant, queue)
+		qs, err := e.s.QueueSettings(e.ctx(), tenant, queue)
 		if err != nil {
-			t.Fatalf("QueuePaused(%q, %q): %v", tenant, queue, err)
+			t.Fatalf("QueueSettings(%q, %q): %v", tenant, queue, err)
 		}
-		return p
+		return qs.Paused
 	}
 	if paused(tenantA, "q") {
 		t.Errorf("a queue without a settings row is paused")
@@ -132,5 +135,66 @@ func testQueuePaused(t *testing.T, open opener) {
 	}); c < 4 {
 		// Four changes of state; the repeated pause may or may not notify.
 		t.Errorf("got %d queue notifications for %s/q, want one per change (at least 4)", c, tenantA)
+	}
+}
+
+func testQueueConcurrency(t *testing.T, open opener) {
+	e := newListeningEnv(t, open)
+	settings := func(tenant, queue string) store.QueueSettings {
+		t.Helper()
+		qs, err := e.s.QueueSettings(e.ctx(), tenant, queue)
+		if err != nil {
+			t.Fatalf("QueueSettings(%q, %q): %v", tenant, queue, err)
+		}
+		return qs
+	}
+	if qs := settings(tenantA, "q"); qs != (store.QueueSettings{}) {
+		t.Errorf("a queue without a settings row has settings %+v", qs)
+	}
+	e.setPaused(tenantA, "q", true)
+	for _, n := range []int{7, 250, 0} {
+		if err := e.s.SetQueueConcurrency(e.ctx(), tenantA, "q", n); err != nil {
+			t.Fatalf("SetQueueConcurrency(%d): %v", n, err)
+		}
+		// Setting one field keeps the other.
+		if qs := settings(tenantA, "q"); qs != (store.QueueSettings{Paused: true, Concurrency: n}) {
+			t.Errorf("after SetQueueConcurrency(%d): %+v", n, qs)
+		}
+		if q := e.queues(tenantA)["q"]; q.Concurrency != n || !q.Paused {
+			t.Errorf("Queues shows concurrency %d paused %v, want %d paused", q.Concurrency, q.Paused, n)
+		}
+	}
+	if err := e.s.SetQueueConcurrency(e.ctx(), tenantB, "fresh", 3); err != nil {
+		t.Fatal(err)
+	}
+	if qs := settings(tenantB, "fresh"); qs != (store.QueueSettings{Concurrency: 3}) {
+		t.Errorf("new queue's settings = %+v", qs)
+	}
+	if qs := settings(tenantA, "fresh"); qs != (store.QueueSettings{}) {
+		t.Errorf("tenant B's setting leaked to tenant A: %+v", qs)
+	}
+	e.waitFor("queue notification", func(n store.Notification) bool {
+		return n.Kind == store.NotifyQueue && n.TenantID == tenantB && n.Queue == "fresh"
+	})
+}
+
+func testQueueNames(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	e.insertJob(params(tenantA, "avail", "k"))
+	e.inState(params(tenantA, "sched", "k"), store.StateScheduled)
+	e.inState(params(tenantA, "retry", "k"), store.StateRetryable)
+	e.inState(params(tenantA, "done", "k"), store.StateSucceeded)
+	e.inState(params(tenantA, "busy", "k"), store.StateRunning)
+	e.setPaused(tenantA, "settings-only", false)
+	e.insertJob(params(tenantB, "other", "k"))
+
+	names, err := e.s.QueueNames(e.ctx(), tenantA)
+	if err != nil {
+		t.Fatalf("QueueNames: %v", err)
+	}
+	slices.Sort(names)
+	want := []string{"avail", "retry", "sched", "settings-only"}
+	if !slices.Equal(names, want) {
+		t.Errorf("QueueNames = %q, want %q (waiting jobs or a settings row)", names, want)
 	}
 }

@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Retention", retentionTests},
 		{"Leader", leaderTests},
 		{"Queues", queueTests},
+		{"Delete", deleteTests},
+		{"APIKeys", apiKeyTests},
 		{"Notify", notifyTests},
 	}
 	for _, g := range groups {

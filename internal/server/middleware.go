@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	switchyard "github.com/switchyard-dev/switchyard"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	apiKeyKey
+)
+
+// requestIDHeader carries the request id both ways: a caller's own id (from
+// a proxy, say) is kept if it is sane, else the server makes one.
+const requestIDHeader = "X-Request-Id"
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// callerKey is the API key that authenticated the request, if any.
+func callerKey(ctx context.Context) *switchyard.APIKey {
+	k, _ := ctx.Value(apiKeyKey).(*switchyard.APIKey)
+	return k
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// instrument is the outermost middleware: request id, panic recovery,
+// access log and request metrics. It reads the matched route's pattern
+// after the mux has set it, so metrics are labelled by route, not by path.
+func (s *Server) instrument(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(requestIDHeader)
+		if !saneRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set(requestIDHeader, id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("server: panic", "method", r.Method, "path", r.URL.Path, "request_id", id, "panic", fmt.Sprint(p))
+				if rec.status == 0 {
+					writeError(rec, r, http.StatusInternalServerError, codeInternal, "internal error (request "+id+"); see the server log")
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			} else if i := strings.IndexByte(route, ' '); i >= 0 {
+				route = route[i+1:] // "GET /v1/jobs" → "/v1/jobs"; the method is its own label
+			}
+			elapsed := time.Since(start)
+			s.metrics.observe(r.Method, route, rec.status, elapsed)
+			if !s.cfg.NoAccessLog {
+				attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status,
+					"bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000, "request_id", id, "remote", r.RemoteAddr}
+				if k := callerKey(r.Context()); k != nil {
+					attrs = append(attrs, "key", k.Prefix)
+				}
+				s.log.Info("http request", attrs...)
+			}
+		}()
+		mux.ServeHTTP(rec, r)
+	})
+}
+
+// authenticate requires a valid API key: "Authorization: Bearer <key>".
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		scheme, secret, ok := strings.Cut(auth, " ")
+		if auth == "" {
+			writeError(w, r, http.StatusUnauthorized, codeUnauthenticated, "missing API key: send Authorization: Bearer <key>")
+			return
+		}
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+			writeError(w, r, http.StatusUnauthorized, codeUnauthenticated, "malformed Authorization header: want Bearer <key>")
+			return
+		}
+		key, err := s.c.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		// Keep the key on this request, so that the access log (which
+		// holds the outer request) can name it.
+		*r = *r.WithContext(context.WithValue(r.Context(), apiKeyKey, key))
+		next.ServeHTTP(w, r)
+	})
+}
+
+func parseLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: limit %q is not an integer", switchyard.ErrInvalidArgument, v)
+	}
+	return n, nil
+}

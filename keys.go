@@ -1,0 +1,168 @@
+package switchyard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/store"
+)
+
+// Roles an API key can hold. Today every key is an instance administrator;
+// tenant roles (owner, admin, operator, viewer) come with tenants, and the
+// key model already records a tenant and a role per key for them.
+const (
+	// RoleInstanceAdmin may do anything in any tenant. The first-start key
+	// and SWITCHYARD_ADMIN_KEY have it.
+	RoleInstanceAdmin = "instance_admin"
+)
+
+// APIKey describes a stored API key. Its secret is shown once, when it is
+// created, and never stored: only its SHA-256 is.
+type APIKey struct {
+	ID         string     `json:"id"`
+	TenantID   string     `json:"tenant_id"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	Prefix     string     `json:"prefix"` // the secret's first characters
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// NewAPIKey describes a key to create.
+type NewAPIKey struct {
+	// Name says what the key is for. Required.
+	Name string
+	// Role; default RoleInstanceAdmin.
+	Role string
+	// ExpiresAt, if set, ends the key's validity.
+	ExpiresAt time.Time
+}
+
+// keySecretPrefix starts every generated secret, so that leaked keys are
+// recognisable (secret scanners, logs).
+const keySecretPrefix = "sy_"
+
+// minKeySecret is the shortest secret accepted from SWITCHYARD_ADMIN_KEY.
+const minKeySecret = 24
+
+// CreateAPIKey creates a key in this client's tenant and returns its secret,
+// which is not stored and cannot be shown again.
+func (c *Client) CreateAPIKey(ctx context.Context, k NewAPIKey) (secret string, key *APIKey, err error) {
+	secret, stored, err := c.newKey(k, "")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := c.store.CreateAPIKey(ctx, stored, false); err != nil {
+		return "", nil, fmt.Errorf("switchyard: create api key: %w", err)
+	}
+	return secret, keyFromStore(&stored), nil
+}
+
+// CreateFirstAdminKey creates an instance-administrator key if the store has
+// no key at all, atomically across nodes starting together. It returns the
+// secret and true when it created one.
+func (c *Client) CreateFirstAdminKey(ctx context.Context) (secret string, created bool, err error) {
+	secret, stored, err := c.newKey(NewAPIKey{Name: "first-start admin key"}, "")
+	if err != nil {
+		return "", false, err
+	}
+	created, err = c.store.CreateAPIKey(ctx, stored, true)
+	if err != nil {
+		return "", false, fmt.Errorf("switchyard: create first admin key: %w", err)
+	}
+	if !created {
+		return "", false, nil
+	}
+	return secret, true, nil
+}
+
+// EnsureAdminKey makes secret (for example SWITCHYARD_ADMIN_KEY) a valid
+// instance-administrator key, storing its hash if it is not stored yet. It
+// reports whether it stored it. Secrets shorter than 24 characters are
+// refused.
+func (c *Client) EnsureAdminKey(ctx context.Context, secret string) (created bool, err error) {
+	if len(secret) < minKeySecret {
+		return false, invalid("admin key must be at least %d characters", minKeySecret)
+	}
+	_, stored, err := c.newKey(NewAPIKey{Name: "admin key from the environment"}, secret)
+	if err != nil {
+		return false, err
+	}
+	if _, err := c.store.APIKeyByHash(ctx, stored.Hash); err == nil {
+		return false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("switchyard: ensure admin key: %w", err)
+	}
+	if _, err := c.store.CreateAPIKey(ctx, stored, false); err != nil {
+		// Another node starting with the same key stored it first.
+		if _, err2 := c.store.APIKeyByHash(ctx, stored.Hash); err2 == nil {
+			return false, nil
+		}
+		return false, fmt.Errorf("switchyard: ensure admin key: %w", err)
+	}
+	return true, nil
+}
+
+// Authenticate returns the key whose secret this is; ErrUnauthenticated if
+// there is none or it is revoked or expired.
+func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, error) {
+	if secret == "" {
+		return nil, fmt.Errorf("switchyard: %w: no API key", ErrUnauthenticated)
+	}
+	sum := sha256.Sum256([]byte(secret))
+	k, err := c.store.APIKeyByHash(ctx, sum[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("switchyard: %w: unknown API key", ErrUnauthenticated)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("switchyard: authenticate: %w", err)
+	}
+	if !k.RevokedAt.IsZero() {
+		return nil, fmt.Errorf("switchyard: %w: API key %s was revoked", ErrUnauthenticated, k.Prefix)
+	}
+	if !k.ExpiresAt.IsZero() && !time.Now().Before(k.ExpiresAt) {
+		return nil, fmt.Errorf("switchyard: %w: API key %s expired", ErrUnauthenticated, k.Prefix)
+	}
+	return keyFromStore(k), nil
+}
+
+// newKey builds the stored form of a key; it generates the secret unless
+// one is given.
+func (c *Client) newKey(k NewAPIKey, secret string) (string, store.APIKey, error) {
+	if k.Name == "" {
+		return "", store.APIKey{}, invalid("api key: name is required")
+	}
+	if k.Role == "" {
+		k.Role = RoleInstanceAdmin
+	}
+	if k.Role != RoleInstanceAdmin {
+		return "", store.APIKey{}, invalid("api key: unknown role %q", k.Role)
+	}
+	if secret == "" {
+		secret = keySecretPrefix + rand.Text() // 128 random bits
+	}
+	id := "key_" + rand.Text()
+	sum := sha256.Sum256([]byte(secret))
+	return secret, store.APIKey{
+		ID: id, TenantID: c.cfg.TenantID, Name: k.Name, Role: k.Role,
+		Prefix: secret[:min(len(secret), len(keySecretPrefix)+8)], Hash: sum[:], ExpiresAt: k.ExpiresAt,
+	}, nil
+}
+
+func keyFromStore(k *store.APIKey) *APIKey {
+	out := &APIKey{ID: k.ID, TenantID: k.TenantID, Name: k.Name, Role: k.Role, Prefix: k.Prefix, CreatedAt: k.CreatedAt}
+	if !k.ExpiresAt.IsZero() {
+		t := k.ExpiresAt
+		out.ExpiresAt = &t
+	}
+	if !k.LastUsedAt.IsZero() {
+		t := k.LastUsedAt
+		out.LastUsedAt = &t
+	}
+	return out
+}
