@@ -27,7 +27,10 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"bench", "measure throughput, latency and idle cost on a database", runBench},
+		{"jobs", "enqueue, get, list, cancel, retry and delete jobs on a server", runJobs},
 		{"migrate", "apply pending database migrations", runMigrate},
+		{"queues", "list, pause, resume and configure queues on a server", runQueues},
+		{"serve", "run the server: HTTP API and workers", runServe},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -73,6 +76,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		default:
 			fmt.Fprintf(stderr, "switchyard %s: %v\n", c.name, err)
+			var ec interface{ ExitCode() int } // usage errors exit 2
+			if errors.As(err, &ec) {
+				return ec.ExitCode()
+			}
 			return 1
 		}
 	}

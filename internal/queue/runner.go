@@ -125,8 +125,8 @@ func (c *Config) setDefaults() error {
 
 // Runner works queues and, when elected, maintains the store.
 type Runner struct {
-	cfg        Config
-	log        *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// producers by queue name: an immutable map replaced whole when a
 	// queue is added, so Notify reads it without a lock.
 	producers  atomic.Pointer[map[string]*producer]

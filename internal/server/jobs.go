@@ -212,13 +212,18 @@ func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.c.DeleteJob(r.Context(), r.PathValue("id")); err != nil {
-		s.fail(w, r, err)
+		s.answerJob(w, r, nil, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) answerJob(w http.ResponseWriter, r *http.Request, job *switchyard.JobRow, err error) {
+	if errors.Is(err, switchyard.ErrNotFound) {
+		// Unknown and another tenant's ids answer alike.
+		writeError(w, r, http.StatusNotFound, codeNotFound, fmt.Sprintf("job %q not found", r.PathValue("id")))
+		return
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -147,8 +147,8 @@ func parseLimit(v string) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%w: limit %q is not an integer", switchyard.ErrInvalidArgument, v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%w: limit must be an integer from 1 to 1000, got %q", switchyard.ErrInvalidArgument, v)
 	}
 	return n, nil
 }

@@ -88,4 +88,3 @@ func (s *Server) answerQueue(w http.ResponseWriter, r *http.Request, name string
 	}
 	writeJSON(w, http.StatusOK, q)
 }
-

@@ -142,19 +142,25 @@ func New(cfg Config) (*Server, error) {
 		mux.Handle(rt.Method+" "+rt.Pattern, next)
 		methods[rt.Pattern] = append(methods[rt.Pattern], rt.Method)
 	}
-	// A known path with another method answers 405 in the error shape
-	// (patterns with a method are more specific, so these catch the rest).
+	// Whatever no route matches lands on "/": a known path with another
+	// method answers 405 with Allow, anything else 404, both in the error
+	// shape. pathMux, holding the paths without methods, tells them apart.
+	pathMux := http.NewServeMux()
 	for pattern, ms := range methods {
 		if slices.Contains(ms, "GET") {
 			ms = append(ms, "HEAD")
 		}
 		allow := strings.Join(ms, ", ")
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		pathMux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, r, http.StatusMethodNotAllowed, codeMethodNotAllowed, r.Method+" is not allowed here; allowed: "+allow)
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h, pattern := pathMux.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, r, http.StatusNotFound, codeNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
 	s.handler = s.instrument(mux)

@@ -152,9 +152,9 @@ type ListParams struct {
 
 // Queue is a queue's stored settings and its job counts per state.
 type Queue struct {
-	TenantID  string
-	Name      string
-	Paused    bool
+	TenantID string
+	Name     string
+	Paused   bool
 	// Concurrency overrides, on every node, how many of the queue's jobs
 	// run at once per node; 0 leaves each node's configured default.
 	Concurrency int

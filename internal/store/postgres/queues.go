@@ -65,13 +65,13 @@ func (s *Store) Queues(ctx context.Context, tenantID string) ([]store.Queue, err
 		return nil, fmt.Errorf("postgres: queues: %w", err)
 	}
 	var (
-		qs      []store.Queue
+		qs          []store.Queue
 		name        string
 		paused      bool
 		concurrency int32
 		updated     pgtype.Timestamptz
-		state   pgtype.Text
-		n       int64
+		state       pgtype.Text
+		n           int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&name, &paused, &concurrency, &updated, &state, &n}, func() error {
 		if len(qs) == 0 || qs[len(qs)-1].Name != name {

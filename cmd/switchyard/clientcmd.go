@@ -1,0 +1,375 @@
+package main
+
+// The plumbing shared by the client subcommands (jobs, queues): the flags
+// every one of them takes, finding the API key, flags after positional
+// arguments, subcommand groups, and turning API errors into one line.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/client"
+)
+
+// defaultKeyFile is where `switchyard serve` writes the admin key it makes
+// at first start, so a CLI run next to the server needs no flags.
+const defaultKeyFile = "switchyard.key"
+
+// clientFlags are the flags every client subcommand takes.
+type clientFlags struct {
+	fs          *flag.FlagSet
+	stdout      io.Writer // where --help goes
+	server      string
+	apiKey      string
+	keyFile     string
+	jsonOut     bool
+	httpTimeout time.Duration
+
+	hc        *http.Client // made by client(); closed by close()
+	keySource string       // where the key sent came from, for hints; "" for none
+}
+
+// envNames overrides the SWITCHYARD_<FLAG> name shown in help for flags
+// with more than one environment variable.
+var envNames = map[string]string{
+	"server": "SWITCHYARD_URL or SWITCHYARD_SERVER",
+}
+
+func newClientFlags(fs *flag.FlagSet, stdout io.Writer) *clientFlags {
+	cf := &clientFlags{fs: fs, stdout: stdout}
+	fs.StringVar(&cf.server, "server", client.DefaultBaseURL, "the server's base `URL`")
+	fs.StringVar(&cf.apiKey, "api-key", "", "API `key` to authenticate with (default: read from --key-file)")
+	fs.StringVar(&cf.keyFile, "key-file", defaultKeyFile, "`file` holding the API key, as 'switchyard serve' writes it at first start;\nignored when --api-key is given, skipped when missing unless set explicitly")
+	fs.BoolVar(&cf.jsonOut, "json", false, "print the server's JSON instead of a table, one object per line")
+	fs.DurationVar(&cf.httpTimeout, "http-timeout", 30*time.Second, "bound on each HTTP request to the server")
+	return cf
+}
+
+// parse parses args, which may mix flags and positional arguments, and
+// returns the positional ones. Usage errors say how to get help.
+func (cf *clientFlags) parse(args []string) ([]string, error) {
+	flags, positional, help := splitArgs(cf.fs, args)
+	if help {
+		// Asked for, help is the output: stdout.
+		cf.fs.SetOutput(cf.stdout)
+		cf.fs.Usage()
+		return nil, flag.ErrHelp
+	}
+	if err := parseFlags(cf.fs, flags); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageErr{err}
+	}
+	// DESIGN.md names SWITCHYARD_URL for --server; SWITCHYARD_SERVER, its
+	// generic twin, was applied by parseFlags and yields to it.
+	if !setOnCommandLine(cf.fs, "server") {
+		if v, ok := os.LookupEnv("SWITCHYARD_URL"); ok && v != "" {
+			cf.server = v
+		}
+	}
+	if cf.httpTimeout <= 0 {
+		return nil, cf.usageError("--http-timeout must be positive")
+	}
+	return positional, nil
+}
+
+// usageError is an error about the command line, pointing at --help.
+func (cf *clientFlags) usageError(format string, a ...any) error {
+	return usageErr{fmt.Errorf("%s (see 'switchyard %s --help')", fmt.Sprintf(format, a...), commandName(cf.fs))}
+}
+
+// usageErr marks an error in the command line, as opposed to one from the
+// server or the network. ExitCode lets run() exit 2 for it, the convention
+// for usage errors, while other errors exit 1.
+type usageErr struct{ err error }
+
+func (e usageErr) Error() string { return e.err.Error() }
+func (e usageErr) Unwrap() error { return e.err }
+func (e usageErr) ExitCode() int { return 2 }
+
+// commandName is the subcommand part of a flag set's name ("jobs get" of
+// "jobs get ID").
+func commandName(fs *flag.FlagSet) string {
+	words := strings.Fields(fs.Name())
+	if len(words) > 2 {
+		words = words[:2]
+	}
+	return strings.Join(words, " ")
+}
+
+// client builds the API client from the flags.
+func (cf *clientFlags) client() (*client.Client, error) {
+	key, err := cf.key()
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: cf.httpTimeout}
+	c, err := client.New(client.Config{
+		BaseURL:    cf.server,
+		APIKey:     key,
+		HTTPClient: hc,
+		UserAgent:  "switchyard-cli/" + version,
+	})
+	if err != nil {
+		return nil, usageErr{fmt.Errorf("--server: %w", err)}
+	}
+	cf.hc = hc
+	return c, nil
+}
+
+// close lets go of the connections client() opened: a command is one
+// short-lived use, and run() may be called many times in one process.
+func (cf *clientFlags) close() {
+	if cf.hc != nil {
+		cf.hc.CloseIdleConnections()
+	}
+}
+
+// key returns --api-key, else the key in --key-file. A missing key file is
+// an error only when it was named explicitly; otherwise no key is sent and
+// the server's 401 explains.
+func (cf *clientFlags) key() (string, error) {
+	if cf.apiKey != "" {
+		cf.keySource = "--api-key"
+		if !setOnCommandLine(cf.fs, "api-key") {
+			cf.keySource = "SWITCHYARD_API_KEY"
+		}
+		return cf.apiKey, nil
+	}
+	if cf.keyFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(cf.keyFile)
+	if errors.Is(err, fs.ErrNotExist) && !given(cf.fs, "key-file") {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read key file: %w", err)
+	}
+	// The key is the first line that is neither blank nor a # comment.
+	for line := range strings.Lines(string(b)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			cf.keySource = "key file " + cf.keyFile
+			return line, nil
+		}
+	}
+	return "", fmt.Errorf("key file %s holds no key", cf.keyFile)
+}
+
+// explain turns an error from the client into the line the user sees:
+// "<message> (<code>, request <id>)" for the server's refusals, with a hint
+// where one helps.
+func (cf *clientFlags) explain(err error) error {
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
+		msg := apiErr.Message + " (" + apiErr.Code
+		if apiErr.RequestID != "" {
+			msg += ", request " + apiErr.RequestID
+		}
+		msg += ")"
+		if apiErr.Code == client.CodeUnauthenticated {
+			if cf.keySource == "" {
+				why := "no --api-key or SWITCHYARD_API_KEY"
+				if cf.keyFile != "" {
+					why += ", and no key file " + cf.keyFile
+				}
+				msg += "\nhint: no API key was sent (" + why + ")"
+			} else {
+				msg += "\nhint: the key sent came from " + cf.keySource
+			}
+		}
+		return errors.New(msg)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w\nhint: is a server running at %s? Point --server or SWITCHYARD_URL at it", err, cf.server)
+	}
+	return err
+}
+
+// setOnCommandLine reports whether the flag was given on the command line.
+// parseFlags sets environment values through flag.Value, which fs.Visit
+// does not see.
+func setOnCommandLine(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// given reports whether the flag was set on the command line or by its
+// environment twin.
+func given(fs *flag.FlagSet, name string) bool {
+	if setOnCommandLine(fs, name) {
+		return true
+	}
+	_, ok := os.LookupEnv(envName(name))
+	return ok
+}
+
+func envName(flagName string) string {
+	return "SWITCHYARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// splitArgs separates flags from positional arguments so that flags may
+// follow them ("jobs get 12 --json"); the flag package alone stops at the
+// first positional one. fs tells which flags take a value. Everything after
+// "--" is positional. help reports -h, -help or --help among the flags.
+func splitArgs(fs *flag.FlagSet, args []string) (flags, positional []string, help bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			help = help || name == "h" || name == "help"
+			continue // fs.Parse reports any other
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return flags, positional, help
+}
+
+// setUsage replaces fs's usage text with the synopsis, the description and
+// every flag with its environment variable.
+func setUsage(fs *flag.FlagSet, description string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: switchyard %s\n\n%s\n", fs.Name(), strings.TrimSpace(description))
+		own, common := []*flag.Flag{}, []*flag.Flag{}
+		fs.VisitAll(func(f *flag.Flag) {
+			if commonFlags[f.Name] {
+				common = append(common, f)
+			} else {
+				own = append(own, f)
+			}
+		})
+		if len(own) > 0 {
+			fmt.Fprintln(w, "\nFlags:")
+			printFlagHelp(w, own)
+		}
+		fmt.Fprintln(w, "\nCommon flags:")
+		printFlagHelp(w, common)
+		fmt.Fprintln(w, "\nFlags may come before or after the arguments; a flag wins over its environment variable.")
+	}
+}
+
+// commonFlags are the flags newClientFlags defines.
+var commonFlags = map[string]bool{"server": true, "api-key": true, "key-file": true, "json": true, "http-timeout": true}
+
+func printFlagHelp(w io.Writer, flags []*flag.Flag) {
+	for _, f := range flags {
+		typ, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		env := envNames[f.Name]
+		if env == "" {
+			env = envName(f.Name)
+		}
+		usage = strings.ReplaceAll(usage, "\n", "\n      ")
+		fmt.Fprintf(w, "%s\n      %s\n      env %s", line, usage, env)
+		switch f.DefValue {
+		case "", "0", "0s", "false":
+		default:
+			fmt.Fprintf(w, "; default %s", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// subcommand is one verb of a group such as `switchyard jobs`.
+type subcommand struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// runGroup runs the subcommand args[0] of group.
+func runGroup(ctx context.Context, group, description string, subs []subcommand, args []string, stdout, stderr io.Writer) error {
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: switchyard %s <subcommand> [arguments] [flags]\n\n%s\n\nSubcommands:\n", group, description)
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(w, "\nRun 'switchyard %s <subcommand> --help' for its arguments and flags.\n", group)
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return usageErr{errors.New("missing subcommand")}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return flag.ErrHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	if strings.HasPrefix(args[0], "-") {
+		return usageErr{fmt.Errorf("missing subcommand: it comes first, before any flag (switchyard %s %s …)", group, subs[0].name)}
+	}
+	return usageErr{fmt.Errorf("unknown subcommand %q", args[0])}
+}
+
+// printJSON writes raw JSON compacted on one line, or v encoded when raw is
+// empty.
+func printJSON(w io.Writer, raw json.RawMessage, v any) error {
+	var buf bytes.Buffer
+	if len(raw) > 0 && json.Compact(&buf, raw) == nil {
+		buf.WriteByte('\n')
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}

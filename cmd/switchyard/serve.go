@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/kinds"
+	"github.com/switchyard-dev/switchyard/internal/server"
+)
+
+// serveSettings are serve's settings. Each is a flag, an environment
+// variable SWITCHYARD_<FLAG> and a key <flag_with_underscores> of the YAML
+// config file; precedence flag > env > file > default.
+type serveSettings struct {
+	db              string
+	addr            string
+	noMigrate       bool
+	durability      string
+	keyFile         string
+	concurrency     int
+	leaseDuration   time.Duration
+	shutdownTimeout time.Duration
+	maxBodyBytes    int64
+	metricsAuth     bool
+	accessLog       bool
+	logFormat       string
+	logLevel        string
+	nodeID          string
+
+	adminKey string // env SWITCHYARD_ADMIN_KEY or the file's admin_key only: never a flag (ps shows flags)
+}
+
+const serveSynopsis = `Runs the Switchyard server: the HTTP API on --addr and workers for every
+queue. With no flags it creates switchyard.db in the working directory and
+serves on :8080.
+
+On first start with an empty store it creates an admin API key, prints it
+once and writes it to --key-file (mode 0600) so that the CLI on this machine
+finds it. SWITCHYARD_ADMIN_KEY (at least 24 characters) sets the admin key
+instead, for automation.
+
+Settings come from flags, SWITCHYARD_<FLAG> environment variables and an
+optional YAML file (--config) whose keys are the flag names with
+underscores (lease_duration: 30s); precedence flag > env > file > default.`
+
+func serveFlags(fs *flag.FlagSet, s *serveSettings) {
+	fs.String("config", "", "YAML config file; keys are the flag names with underscores")
+	fs.StringVar(&s.db, "db", switchyard.DefaultDatabase, "database: sqlite:PATH or a postgres:// URL")
+	fs.StringVar(&s.addr, "addr", ":8080", "HTTP listen address")
+	fs.BoolVar(&s.noMigrate, "no-migrate", false, "do not apply migrations at start")
+	fs.StringVar(&s.durability, "durability", switchyard.DurabilityFull, "full (survives power loss) or relaxed (SQLite: survives a process crash)")
+	fs.StringVar(&s.keyFile, "key-file", "", "where the first-start admin key is written (default: switchyard.key beside the SQLite file, or in the working directory on PostgreSQL)")
+	fs.IntVar(&s.concurrency, "concurrency", 100, "jobs of each queue run at once on this node, unless the queue's own setting (PATCH /v1/queues/{name}) says otherwise")
+	fs.DurationVar(&s.leaseDuration, "lease-duration", 30*time.Second, "how long a running job's lease lasts unrenewed; a job whose worker died runs again after it")
+	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long running jobs may finish before they are released to run again")
+	fs.Int64Var(&s.maxBodyBytes, "max-body-bytes", 1<<20, "request body limit; larger bodies answer 413 (a job batch may be 64x this)")
+	fs.BoolVar(&s.metricsAuth, "metrics-auth", false, "require an API key on /metrics")
+	fs.BoolVar(&s.accessLog, "access-log", true, "log one line per HTTP request")
+	fs.StringVar(&s.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&s.nodeID, "node-id", "", "this node's name in leases and logs (default hostname-pid-random)")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var s serveSettings
+	fs := newFlagSet("serve [flags]", serveSynopsis, stderr)
+	serveFlags(fs, &s)
+	fileOnly, err := parseLayered(fs, args, "admin_key")
+	if err != nil {
+		return err
+	}
+	s.adminKey = os.Getenv("SWITCHYARD_ADMIN_KEY")
+	if s.adminKey == "" {
+		s.adminKey = fileOnly["admin_key"]
+	}
+	logger, err := newLogger(stderr, s.logFormat, s.logLevel)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, logger, stdout)
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format %q: want json or text", format)
+}
+
+// check validates the settings that Open and the listener do not.
+func (s *serveSettings) check() error {
+	var errs []error
+	if s.concurrency < 1 || s.concurrency > switchyard.MaxQueueConcurrency {
+		errs = append(errs, fmt.Errorf("concurrency must be between 1 and %d, got %d", switchyard.MaxQueueConcurrency, s.concurrency))
+	}
+	if s.leaseDuration < time.Second {
+		errs = append(errs, fmt.Errorf("lease-duration must be at least 1s, got %s", s.leaseDuration))
+	}
+	if s.shutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("shutdown-timeout must not be negative, got %s", s.shutdownTimeout))
+	}
+	if s.maxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max-body-bytes must be at least 1024, got %d", s.maxBodyBytes))
+	}
+	backend, err := switchyard.BackendOf(s.db)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("db: %w", err))
+	} else if backend == "postgres" {
+		if _, err := pgURLCheck(s.db); err != nil {
+			errs = append(errs, fmt.Errorf("db: %w", err))
+		}
+	}
+	if s.adminKey != "" && len(s.adminKey) < 24 {
+		errs = append(errs, errors.New("SWITCHYARD_ADMIN_KEY must be at least 24 characters"))
+	}
+	return errors.Join(errs...)
+}
+
+// pgURLCheck rejects a PostgreSQL URL that cannot be parsed, before any
+// connection is tried.
+func pgURLCheck(db string) (string, error) {
+	u, err := url.Parse(db)
+	if err != nil {
+		return "", fmt.Errorf("malformed PostgreSQL URL: %w", err)
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return "", errors.New("PostgreSQL URL has no host, as in postgres://user@127.0.0.1:5432/db")
+	}
+	return u.Host, nil
+}
+
+// keyFilePath is where the first-start key goes by default: beside the
+// SQLite file, or in the working directory.
+func (s *serveSettings) keyFilePath() string {
+	if s.keyFile != "" {
+		return s.keyFile
+	}
+	if path, ok := strings.CutPrefix(s.db, "sqlite:"); ok {
+		return filepath.Join(filepath.Dir(path), "switchyard.key")
+	}
+	return "switchyard.key"
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Writer) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	// Listen first: a port in use fails before anything is opened.
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.addr, err)
+	}
+	defer ln.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c, err := switchyard.Open(ctx, switchyard.Config{
+		Database:           s.db,
+		Durability:         s.durability,
+		NoMigrate:          s.noMigrate,
+		NodeID:             s.nodeID,
+		AllQueues:          true,
+		DefaultConcurrency: s.concurrency,
+		LeaseDuration:      s.leaseDuration,
+		ShutdownTimeout:    s.shutdownTimeout,
+		Logger:             log,
+		Registerer:         reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Ready(ctx); err != nil {
+		return err
+	}
+	if err := kinds.Register(c, kinds.Config{}); err != nil {
+		return err
+	}
+	if err := ensureAdminKey(ctx, c, s, log, stdout); err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		Client: c, Logger: log, Gatherer: reg, Registerer: reg,
+		MaxBodyBytes: s.maxBodyBytes, MetricsAuth: s.metricsAuth, NoAccessLog: !s.accessLog,
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("switchyard serving", "addr", ln.Addr().String(), "backend", c.Backend(), "version", version)
+
+	select {
+	case err := <-served:
+		// The listener failed under us; stop the workers as on a signal.
+		stopCtx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+		defer cancel()
+		return errors.Join(fmt.Errorf("serve: %w", err), c.Stop(stopCtx))
+	case <-ctx.Done():
+	}
+	log.Info("switchyard shutting down", "timeout", s.shutdownTimeout.String())
+	stopCtx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	// Stop accepting and let in-flight requests finish; then let running
+	// jobs finish until the deadline, releasing the rest to run again.
+	httpErr := hs.Shutdown(stopCtx)
+	if httpErr != nil {
+		httpErr = fmt.Errorf("http shutdown: %w", httpErr)
+	}
+	stopErr := c.Stop(stopCtx)
+	if stopErr == nil && httpErr == nil {
+		log.Info("switchyard stopped")
+	}
+	return errors.Join(httpErr, stopErr)
+}
+
+// ensureAdminKey makes sure the API can be used: the key from the
+// environment, or on an empty store a new key printed once and saved.
+func ensureAdminKey(ctx context.Context, c *switchyard.Client, s serveSettings, log *slog.Logger, stdout io.Writer) error {
+	if s.adminKey != "" {
+		created, err := c.EnsureAdminKey(ctx, s.adminKey)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("stored the admin key from SWITCHYARD_ADMIN_KEY")
+		}
+		return nil
+	}
+	secret, created, err := c.CreateFirstAdminKey(ctx)
+	if err != nil || !created {
+		return err
+	}
+	path := s.keyFilePath()
+	werr := writeKeyFile(path, secret)
+	fmt.Fprintf(stdout, "\nCreated the admin API key. It is shown only this once:\n\n    %s\n\n", secret)
+	if werr != nil {
+		log.Error("could not save the admin key; copy it from above", "path", path, "err", werr)
+	} else {
+		fmt.Fprintf(stdout, "Saved to %s (readable only by you); the switchyard CLI in this directory uses it.\n\n", path)
+	}
+	return nil
+}
+
+// writeKeyFile writes the key readable by its owner only, replacing any
+// older file atomically.
+func writeKeyFile(path, secret string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".switchyard.key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(secret + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// parseLayered parses flags, then fills each flag not given from its
+// SWITCHYARD_<FLAG> variable, then from the YAML file named by --config
+// (or SWITCHYARD_CONFIG). The file's keys are the flag names with
+// underscores, plus fileOnly keys (settings that are never flags, such as
+// secrets), whose string values it returns. Unknown keys are an error.
+func parseLayered(fs *flag.FlagSet, args []string, fileOnly ...string) (map[string]string, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := os.LookupEnv(envName(f.Name)); ok {
+			set[f.Name] = true
+		}
+	})
+	extra := map[string]string{}
+	path := fs.Lookup("config").Value.String()
+	if path == "" {
+		return extra, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var file map[string]any
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	known := slices.Clone(fileOnly)
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "config" {
+			known = append(known, strings.ReplaceAll(f.Name, "-", "_"))
+		}
+	})
+	slices.Sort(known)
+	var errs []error
+	keys := make([]string, 0, len(file))
+	for k := range file {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		v := file[key]
+		switch v.(type) {
+		case map[string]any, []any, nil:
+			errs = append(errs, fmt.Errorf("config file %s: %s: want a single value", path, key))
+			continue
+		}
+		if slices.Contains(fileOnly, key) {
+			extra[key] = fmt.Sprint(v)
+			continue
+		}
+		name := strings.ReplaceAll(key, "_", "-")
+		f := fs.Lookup(name)
+		if f == nil || name == "config" {
+			errs = append(errs, fmt.Errorf("config file %s: unknown key %q (known: %s)", path, key, strings.Join(known, ", ")))
+			continue
+		}
+		if set[name] {
+			continue // the flag or the environment wins
+		}
+		if err := f.Value.Set(fmt.Sprint(v)); err != nil {
+			errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, key, err))
+		}
+	}
+	return extra, errors.Join(errs...)
+}
