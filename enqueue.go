@@ -193,6 +193,9 @@ func (c *Client) validate(j EnqueueParams) (store.InsertParams, error) {
 	if o.Timeout < 0 {
 		return store.InsertParams{}, invalid("timeout must not be negative, got %s", o.Timeout)
 	}
+	if o.UniqueKey != store.CleanText(o.UniqueKey) {
+		return store.InsertParams{}, invalid("unique_key must be UTF-8 text without NUL characters")
+	}
 	if len(o.UniqueKey) > 255 {
 		return store.InsertParams{}, invalid("unique_key is %d bytes; the limit is 255", len(o.UniqueKey))
 	}
@@ -213,6 +216,9 @@ func (c *Client) validate(j EnqueueParams) (store.InsertParams, error) {
 	}
 	if t := bytes.TrimLeft(args, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return store.InsertParams{}, invalid("args must be a JSON object")
+	}
+	if store.HasNULEscape(args) {
+		return store.InsertParams{}, invalid("args must not contain the NUL character (\\u0000)")
 	}
 	if k != nil && k.Validate != nil {
 		if err := k.Validate(j.Args, args); err != nil {

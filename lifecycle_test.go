@@ -211,6 +211,41 @@ func TestRetryAfterSetsTheRetryTime(t *testing.T) {
 	})
 }
 
+// TestUnstorableOutputIsCleaned: PostgreSQL refuses NUL and invalid UTF-8
+// in text and jsonb; a handler's output carrying them must still be
+// recorded (cleaned), never block the outcomes behind it.
+func TestUnstorableOutputIsCleaned(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, db string) {
+		c := open(t, testConfig(db))
+		done := make(chan struct{}, 2)
+		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
+			defer func() { done <- struct{}{} }()
+			if j.Attempt == 1 {
+				return errors.New("bad\x00byte and \xff")
+			}
+			if err := j.SetProgress(ctx, map[string]string{"p": "a\x00b"}); err != nil {
+				return err
+			}
+			return j.SetResult(map[string]string{"r": "x\x00y"})
+		})
+		start(t, c)
+		job := enqueue(t, c, workArgs{}, &switchyard.EnqueueOpts{MaxAttempts: 2})
+		wait(t, done, "first attempt")
+		wait(t, done, "second attempt")
+		stop(t, c)
+		got := getJob(t, c, job.ID)
+		if got.State != switchyard.StateSucceeded || len(got.Errors) != 1 || got.Errors[0].Message != "bad\uFFFDbyte and \uFFFD" ||
+			!jsonEqual(got.Result, `{"r":"x\ufffdy"}`) || !jsonEqual(got.Progress, `{"p":"a\ufffdb"}`) {
+			t.Fatalf("job = %+v, result %s, progress %s", got, got.Result, got.Progress)
+		}
+		_, err := c.Enqueue(t.Context(), switchyard.RawArgs{KindName: workArgs{}.Kind(), JSON: []byte(`{"n":"\u0000"}`)}, nil)
+		if !errors.Is(err, switchyard.ErrInvalidArgument) || !strings.Contains(err.Error(), "NUL") {
+			t.Fatalf("args with NUL: %v", err)
+		}
+	})
+}
+
 func TestTimeoutFailsAttempt(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, db string) {

@@ -298,6 +298,7 @@ func (c *Client) SnoozeJob(ctx context.Context, id, token string, delay time.Dur
 }
 
 func (c *Client) finish(ctx context.Context, id, token, verb string, comp store.Completion) error {
+	comp.Error, comp.Result = store.CleanText(comp.Error), store.CleanJSON(comp.Result)
 	l, err := parseLease(id, token)
 	if err != nil {
 		return err

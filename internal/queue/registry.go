@@ -155,7 +155,7 @@ func (e *Execution) Lease() store.Lease {
 
 // SetProgress stores progress JSON on the job at once.
 func (e *Execution) SetProgress(ctx context.Context, progress []byte) error {
-	if err := e.store.SetProgress(ctx, e.Lease(), progress); err != nil {
+	if err := e.store.SetProgress(ctx, e.Lease(), store.CleanJSON(progress)); err != nil {
 		return err
 	}
 	e.Job.Progress = progress

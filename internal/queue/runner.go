@@ -437,7 +437,7 @@ func (r *Runner) outcome(job *store.Job, kind *Kind, exec *Execution, err, cause
 	switch {
 	case err == nil:
 		c.Outcome = store.OutcomeSucceeded
-		c.Result = exec.Result
+		c.Result = store.CleanJSON(exec.Result)
 	case errors.As(err, &snooze):
 		c.Outcome = store.OutcomeSnoozed
 		c.Delay = snooze.Delay
@@ -459,6 +459,7 @@ func (r *Runner) outcome(job *store.Job, kind *Kind, exec *Execution, err, cause
 			c.RetryIn = max(retryAfter.Delay, 0)
 		}
 	}
+	c.Error = store.CleanText(c.Error)
 	return c, true
 }
 
