@@ -5,13 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
+// childEnv makes the test binary run the switchyard command given by its
+// arguments instead of the tests: the multi-node test starts real serve
+// processes that way, without building the binary first.
+const childEnv = "SWITCHYARD_TEST_COMMAND_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	testdb.Main(m)
+}
 
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
