@@ -251,7 +251,9 @@ printed; when there are more, the cursor for the next one goes to stderr
 	for {
 		page, err := c.ListJobs(ctx, p)
 		if err != nil {
-			tw.Flush()
+			if len(seen) > 0 {
+				tw.Flush() // the pages listed before the failure
+			}
 			return cf.explain(err)
 		}
 		for i := range page.Items {
