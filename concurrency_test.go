@@ -3,6 +3,7 @@ package switchyard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -116,4 +117,81 @@ func TestEnqueueInCallersTransaction(t *testing.T) {
 	if _, err := sq.EnqueueTx(ctx, nil, switchyard.EnqueueParams{Args: workArgs{}}); !errors.Is(err, switchyard.ErrUnsupported) {
 		t.Fatalf("sqlite EnqueueTx err = %v", err)
 	}
+}
+
+// TestStoredConcurrencyResizesWorkers: a queue's stored concurrency
+// overrides the process's on every node, at once and in both directions,
+// and AllQueues works a queue that first gets jobs after the start.
+func TestStoredConcurrencyResizesWorkers(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, db string) {
+		cfg := testConfig(db)
+		cfg.AllQueues = true
+		cfg.DefaultConcurrency = 5
+		c := open(t, cfg)
+		ctx := context.Background()
+		var running, peak atomic.Int32
+		started := make(chan struct{}, 100)
+		gate := make(chan struct{}, 100)
+		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			started <- struct{}{}
+			<-gate
+			return nil
+		})
+		if err := c.SetQueueConcurrency(ctx, "fresh", 2); err != nil {
+			t.Fatal(err)
+		}
+		start(t, c)
+		// The queue gets its first jobs only now.
+		batch := make([]switchyard.EnqueueParams, 12)
+		for i := range batch {
+			batch[i] = switchyard.EnqueueParams{Args: workArgs{N: i}, Opts: &switchyard.EnqueueOpts{Queue: "fresh"}}
+		}
+		if _, err := c.EnqueueMany(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, started, "first job")
+		wait(t, started, "second job")
+		// Two run and the limit holds: nothing else starts until one ends.
+		gate <- struct{}{}
+		wait(t, started, "third job, after one finished")
+		if p := peak.Load(); p != 2 {
+			t.Fatalf("peak %d with concurrency 2", p)
+		}
+		// Raise it: two more start at once beside the two running.
+		if err := c.SetQueueConcurrency(ctx, "fresh", 4); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, started, "a job beyond the old limit")
+		wait(t, started, "a fourth concurrent job")
+		if q, err := c.Queue(ctx, "fresh"); err != nil || q.Concurrency != 4 {
+			t.Fatalf("Queue = %+v, %v", q, err)
+		}
+		// Lower it to 1: once the running four finish, one at a time.
+		if err := c.SetQueueConcurrency(ctx, "fresh", 1); err != nil {
+			t.Fatal(err)
+		}
+		peak.Store(0)
+		for range 4 {
+			gate <- struct{}{}
+		}
+		for i := range 11 - 4 {
+			wait(t, started, fmt.Sprintf("job %d after lowering", i))
+			gate <- struct{}{}
+		}
+		// A new job starts only once the four have ended (the producer
+		// counts a job until its handler returned), so each ran alone.
+		if p := peak.Load(); p != 1 {
+			t.Fatalf("peak %d after lowering the concurrency to 1", p)
+		}
+		stop(t, c)
+	})
 }
