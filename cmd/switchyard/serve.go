@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -70,7 +71,7 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.IntVar(&s.concurrency, "concurrency", 100, "jobs of each queue run at once on this node, unless the queue's own setting (PATCH /v1/queues/{name}) says otherwise")
 	fs.DurationVar(&s.leaseDuration, "lease-duration", 30*time.Second, "how long a running job's lease lasts unrenewed; a job whose worker died runs again after it")
 	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long running jobs may finish before they are released to run again")
-	fs.Int64Var(&s.maxBodyBytes, "max-body-bytes", 1<<20, "request body limit; larger bodies answer 413 (a job batch may be 64x this)")
+	fs.Int64Var(&s.maxBodyBytes, "max-body-bytes", 1<<20, "request body limit in bytes; larger bodies answer 413 (POST /v1/jobs/batch allows 64 MiB)")
 	fs.BoolVar(&s.metricsAuth, "metrics-auth", false, "require an API key on /metrics")
 	fs.BoolVar(&s.accessLog, "access-log", true, "log one line per HTTP request")
 	fs.StringVar(&s.logFormat, "log-format", "json", "json or text")
@@ -82,6 +83,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var s serveSettings
 	fs := newFlagSet("serve [flags]", serveSynopsis, stderr)
 	serveFlags(fs, &s)
+	fs.Usage = func() { printSettings(fs.Output(), fs) }
 	fileOnly, err := parseLayered(fs, args, "admin_key")
 	if err != nil {
 		return err
@@ -129,14 +131,14 @@ func (s *serveSettings) check() error {
 	}
 	backend, err := switchyard.BackendOf(s.db)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("db: %w", err))
+		errs = append(errs, err)
 	} else if backend == "postgres" {
 		if _, err := pgURLCheck(s.db); err != nil {
 			errs = append(errs, fmt.Errorf("db: %w", err))
 		}
 	}
 	if s.adminKey != "" && len(s.adminKey) < 24 {
-		errs = append(errs, errors.New("SWITCHYARD_ADMIN_KEY must be at least 24 characters"))
+		errs = append(errs, errors.New("admin key (SWITCHYARD_ADMIN_KEY or the config file's admin_key) must be at least 24 characters"))
 	}
 	return errors.Join(errs...)
 }
@@ -218,8 +220,11 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Bounds a client that trickles a body; a 64 MiB batch needs well
+		// under this on any link an API client uses.
+		ReadTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -238,15 +243,18 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 	defer cancel()
 	// Stop accepting and let in-flight requests finish; then let running
 	// jobs finish until the deadline, releasing the rest to run again.
-	httpErr := hs.Shutdown(stopCtx)
-	if httpErr != nil {
-		httpErr = fmt.Errorf("http shutdown: %w", httpErr)
+	// Connections still open at the deadline are closed, as jobs are
+	// released: that is what the deadline is for, not a failed shutdown.
+	// (Shutdown alone would leave them open with the database closed.)
+	if err := hs.Shutdown(stopCtx); err != nil {
+		log.Warn("switchyard closed connections still open at the shutdown deadline", "err", err)
+		hs.Close()
 	}
 	stopErr := c.Stop(stopCtx)
-	if stopErr == nil && httpErr == nil {
+	if stopErr == nil {
 		log.Info("switchyard stopped")
 	}
-	return errors.Join(httpErr, stopErr)
+	return stopErr
 }
 
 // ensureAdminKey makes sure the API can be used: the key from the
@@ -258,7 +266,7 @@ func ensureAdminKey(ctx context.Context, c *switchyard.Client, s serveSettings, 
 			return err
 		}
 		if created {
-			log.Info("stored the admin key from SWITCHYARD_ADMIN_KEY")
+			log.Info("stored the configured admin key")
 		}
 		return nil
 	}
@@ -301,6 +309,40 @@ func writeKeyFile(path, secret string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// printSettings prints serve's help: every setting as a table of its flag,
+// environment variable, config-file key and default, then what it does.
+func printSettings(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: switchyard serve [flags]\n\n%s\n\nSettings (flag, environment variable, config-file key, default):\n\n", serveSynopsis)
+	// The usage lines go under their rows after the table is aligned: in
+	// the tabwriter they would widen the first column to the longest one.
+	var table strings.Builder
+	var usages []string
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FLAG\tENVIRONMENT\tFILE KEY\tDEFAULT")
+	row := func(flagName, env, key, def, usage string) {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", flagName, env, key, def)
+		usages = append(usages, usage)
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" {
+			def = "-"
+		}
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		if f.Name == "config" {
+			key = "-"
+		}
+		row("--"+f.Name, envName(f.Name), key, def, f.Usage)
+	})
+	row("-", "SWITCHYARD_ADMIN_KEY", "admin_key", "-", "the admin API key, at least 24 characters (never a flag: flags show in ps)")
+	tw.Flush()
+	lines := strings.Split(table.String(), "\n")
+	fmt.Fprintln(w, lines[0])
+	for i, usage := range usages {
+		fmt.Fprintf(w, "%s\n      %s\n", lines[i+1], usage)
+	}
 }
 
 // parseLayered parses flags, then fills each flag not given from its
@@ -358,7 +400,7 @@ func parseLayered(fs *flag.FlagSet, args []string, fileOnly ...string) (map[stri
 		}
 		name := strings.ReplaceAll(key, "_", "-")
 		f := fs.Lookup(name)
-		if f == nil || name == "config" {
+		if f == nil || name == "config" || strings.Contains(key, "-") {
 			errs = append(errs, fmt.Errorf("config file %s: unknown key %q (known: %s)", path, key, strings.Join(known, ", ")))
 			continue
 		}
@@ -366,7 +408,7 @@ func parseLayered(fs *flag.FlagSet, args []string, fileOnly ...string) (map[stri
 			continue // the flag or the environment wins
 		}
 		if err := f.Value.Set(fmt.Sprint(v)); err != nil {
-			errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, key, err))
+			errs = append(errs, fmt.Errorf("config file %s: %s: %q: %w", path, key, fmt.Sprint(v), err))
 		}
 	}
 	return extra, errors.Join(errs...)
