@@ -29,14 +29,8 @@ func TestQueueConcurrencyIsALimit(t *testing.T) {
 		wg.Add(12)
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
 			defer wg.Done()
-			n := running.Add(1)
+			n := enter(&running, &peak)
 			defer running.Add(-1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
 			if n == 3 {
 				fullOnce.Do(func() { close(full) })
 			}
@@ -60,6 +54,18 @@ func TestQueueConcurrencyIsALimit(t *testing.T) {
 			t.Fatalf("peak concurrency %d, want 3", p)
 		}
 	})
+}
+
+// enter counts a job as running and raises peak to the count if it is
+// higher; it returns the count.
+func enter(running, peak *atomic.Int32) int32 {
+	n := running.Add(1)
+	for {
+		p := peak.Load()
+		if n <= p || peak.CompareAndSwap(p, n) {
+			return n
+		}
+	}
 }
 
 // TestEnqueueInCallersTransaction: on PostgreSQL a job enqueued inside the
@@ -134,14 +140,8 @@ func TestStoredConcurrencyResizesWorkers(t *testing.T) {
 		started := make(chan struct{}, 100)
 		gate := make(chan struct{}, 100)
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
-			n := running.Add(1)
+			enter(&running, &peak)
 			defer running.Add(-1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
 			started <- struct{}{}
 			<-gate
 			return nil

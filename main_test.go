@@ -104,18 +104,10 @@ func stop(t *testing.T, c *switchyard.Client) {
 	}
 }
 
-// wait fails t if ch does not deliver within a generous bound. The bound only
-// catches hangs; nothing asserts on how fast things happen.
+// wait receives from ch; see testdb.Receive.
 func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
+	return testdb.Receive(t, ch, what)
 }
 
 func enqueue(t *testing.T, c *switchyard.Client, args switchyard.JobArgs, opts *switchyard.EnqueueOpts) *switchyard.JobRow {

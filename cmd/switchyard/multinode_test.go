@@ -236,7 +236,7 @@ func TestMultiNodeKill(t *testing.T) {
 
 	// Find the leader before resuming, then kill it once a third has run.
 	var leader *node
-	waitFor(t, 30*time.Second, "a leader", func() bool {
+	testdb.Poll(t, 30*time.Second, "a leader", func() bool {
 		for _, n := range nodes {
 			if n.isLeader(t) {
 				leader = n
@@ -266,7 +266,7 @@ func TestMultiNodeKill(t *testing.T) {
 	t.Logf("killed leader %s after %d calls", leader.name, led.midway)
 
 	// Leadership moves to a live node (its session lock died with it).
-	waitFor(t, 30*time.Second, "a new leader", func() bool {
+	testdb.Poll(t, 30*time.Second, "a new leader", func() bool {
 		for _, n := range live {
 			if n.isLeader(t) {
 				return true
@@ -278,7 +278,7 @@ func TestMultiNodeKill(t *testing.T) {
 	// Every job ends succeeded: the killed node's jobs are rescued when their
 	// leases expire.
 	var counts map[string]int64
-	waitFor(t, 180*time.Second, "every job to succeed", func() bool {
+	testdb.Poll(t, 180*time.Second, "every job to succeed", func() bool {
 		var qs struct {
 			Items []struct {
 				Name   string           `json:"name"`
@@ -363,18 +363,5 @@ func TestMultiNodeKill(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Errorf("%s did not exit within 30s of SIGTERM", n.name)
 		}
-	}
-}
-
-// waitFor polls cond until it holds. Polling is how a test outside the
-// processes observes them; the bound only keeps a broken run from hanging.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for backoff := 5 * time.Millisecond; !cond(); backoff = min(backoff*2, 200*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, limit)
-		}
-		<-time.After(backoff)
 	}
 }

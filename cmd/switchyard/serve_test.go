@@ -204,28 +204,18 @@ func (a *serveAPI) enqueue(t *testing.T, key, body string) serveJob {
 // server from hanging the test.
 func (a *serveAPI) waitRunning(t *testing.T, key, id string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	testdb.Poll(t, 30*time.Second, "job "+id+" running", func() bool {
 		code, b := a.do(t, "GET", "/v1/jobs/"+id, key, "")
 		var j serveJob
 		if code != http.StatusOK || json.Unmarshal(b, &j) != nil {
 			t.Fatalf("GET /v1/jobs/%s: %d %s", id, code, b)
 		}
 		switch j.State {
-		case switchyard.StateRunning:
-			return
 		case switchyard.StateSucceeded, switchyard.StateDead, switchyard.StateCancelled:
 			t.Fatalf("job %s is %s; it never was seen running", id, j.State)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("job %s still %s", id, j.State)
-		case <-tick.C:
-		}
-	}
+		return j.State == switchyard.StateRunning
+	})
 }
 
 // serveStoredJob reads a job from the SQLite file of a stopped server.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -98,44 +100,25 @@ func stop(t *testing.T, c *switchyard.Client) {
 	}
 }
 
-// wait fails t if ch does not deliver within a generous bound. The bound only
-// catches hangs; nothing asserts on how fast things happen.
+// wait receives from ch; see testdb.Receive.
 func wait[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
+	return testdb.Receive(t, ch, what)
 }
 
 // waitState polls the job until it reaches one of states, for outcomes no
 // test server can signal. The bound only catches hangs.
 func waitState(t *testing.T, c *switchyard.Client, id string, states ...string) *switchyard.JobRow {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		j, err := c.GetJob(ctx, id)
-		if err != nil {
+	var j *switchyard.JobRow
+	testdb.Poll(t, 30*time.Second, fmt.Sprintf("job %s in %v", id, states), func() bool {
+		var err error
+		if j, err = c.GetJob(context.Background(), id); err != nil {
 			t.Fatalf("get job %s: %v", id, err)
 		}
-		for _, s := range states {
-			if j.State == s {
-				return j
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("job %s still %s, want %v", id, j.State, states)
-		case <-tick.C:
-		}
-	}
+		return slices.Contains(states, j.State)
+	})
+	return j
 }
 
 func enqueueRaw(t *testing.T, c *switchyard.Client, kind, args string, opts *switchyard.EnqueueOpts) *switchyard.JobRow {

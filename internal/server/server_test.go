@@ -125,18 +125,16 @@ func (c *apiClient) want(status int, method, path, body string) response {
 // yet, and the job's own progress is the signal.
 func (c *apiClient) waitJob(id string) switchyard.JobRow {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for backoff := time.Millisecond; ; backoff = min(backoff*2, 100*time.Millisecond) {
-		j := c.want(200, "GET", "/v1/jobs/"+id, "").job(c.t)
+	var j switchyard.JobRow
+	testdb.Poll(c.t, 20*time.Second, "job "+id+" finished", func() bool {
+		j = c.want(200, "GET", "/v1/jobs/"+id, "").job(c.t)
 		switch j.State {
 		case switchyard.StateSucceeded, switchyard.StateDead, switchyard.StateCancelled:
-			return j
+			return true
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("job %s still %s after 20s", id, j.State)
-		}
-		<-time.After(backoff)
-	}
+		return false
+	})
+	return j
 }
 
 func TestJobLifecycleOverHTTP(t *testing.T) {
