@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/store"
@@ -115,6 +116,9 @@ func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, erro
 		return nil, fmt.Errorf("switchyard: %w: no API key", ErrUnauthenticated)
 	}
 	sum := sha256.Sum256([]byte(secret))
+	if k, ok := c.keys.get(sum, time.Now()); ok {
+		return k, nil
+	}
 	k, err := c.store.APIKeyByHash(ctx, sum[:])
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("switchyard: %w: unknown API key", ErrUnauthenticated)
@@ -128,7 +132,55 @@ func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, erro
 	if !k.ExpiresAt.IsZero() && !time.Now().Before(k.ExpiresAt) {
 		return nil, fmt.Errorf("switchyard: %w: API key %s expired", ErrUnauthenticated, k.Prefix)
 	}
-	return keyFromStore(k), nil
+	out := keyFromStore(k)
+	c.keys.put(sum, out, k.ExpiresAt, time.Now())
+	return out, nil
+}
+
+// keyCacheTTL is how long an authenticated key is trusted without reading
+// the store again. Reading it on every request cost a sixth of the server's
+// CPU under load; revoking a key (when keys can be revoked) must clear it
+// from every node's cache or wait this long.
+const keyCacheTTL = 5 * time.Second
+
+// keyCacheMax bounds the cache; when full it starts over.
+const keyCacheMax = 10000
+
+// keyCache remembers keys that authenticated, by the hash of their secret.
+// Unknown secrets are never cached, so guessing costs a store read each.
+type keyCache struct {
+	mu      sync.RWMutex
+	entries map[[sha256.Size]byte]keyCacheEntry
+}
+
+type keyCacheEntry struct {
+	key   *APIKey
+	until time.Time
+}
+
+func (kc *keyCache) get(sum [sha256.Size]byte, now time.Time) (*APIKey, bool) {
+	kc.mu.RLock()
+	e, ok := kc.entries[sum]
+	kc.mu.RUnlock()
+	if !ok || !now.Before(e.until) {
+		return nil, false
+	}
+	k := *e.key // callers may change what they get
+	return &k, true
+}
+
+func (kc *keyCache) put(sum [sha256.Size]byte, k *APIKey, expires, now time.Time) {
+	until := now.Add(keyCacheTTL)
+	if !expires.IsZero() && expires.Before(until) {
+		until = expires
+	}
+	cp := *k
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	if kc.entries == nil || len(kc.entries) >= keyCacheMax {
+		kc.entries = make(map[[sha256.Size]byte]keyCacheEntry)
+	}
+	kc.entries[sum] = keyCacheEntry{key: &cp, until: until}
 }
 
 // newKey builds the stored form of a key; it generates the secret unless

@@ -161,6 +161,7 @@ type Client struct {
 	external map[string]bool
 	metrics  *queue.Metrics
 	log      *slog.Logger
+	keys     keyCache
 
 	runner  atomic.Pointer[queue.Runner]
 	mu      sync.Mutex
