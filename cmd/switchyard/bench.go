@@ -21,8 +21,9 @@ import (
 	"github.com/switchyard-dev/switchyard"
 )
 
-const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|all] [--jobs N] [--batch N]
-                 [--workers N] [--rate R] [--duration D] [--json]
+const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|ingest|all] [--jobs N]
+                 [--batch N] [--workers N] [--rate R] [--duration D]
+                 [--connections C] [--server URL --api-key KEY] [--json]
 
 Measures the engine on a database:
   throughput  insert --jobs no-op jobs in batches of --batch, then work them
@@ -33,11 +34,33 @@ Measures the engine on a database:
               goroutines for --duration; report enqueue→handler-start p50/p99
   idle        CPU used by a started engine with nothing to do over --duration,
               measured from 2s after start
-  all         idle, latency and throughput in turn
+  ingest      the HTTP API: POST /v1/jobs, one job per request, from
+              --connections keep-alive HTTP/1.1 connections over loopback,
+              each sending its next request as soon as the last is answered,
+              for --duration (or until --jobs requests if --jobs is given)
+              after a 1s warm-up that is not counted (a fifth of --duration
+              if that is shorter). Every answer must be 201. Reports
+              requests/s and client-side request latency p50/p99 (from
+              request written to answer read). The client writes requests on
+              plain keep-alive connections: net/http's Transport would take
+              a measurable share of the CPUs from the server it measures.
+              The server runs in this process as 'switchyard serve' does
+              (all queues, built-in kinds, metrics, JSON access log at info,
+              written to a discarding writer: its formatting is measured,
+              terminal output is not); its workers run, but queue
+              bench-ingest, which the jobs go to, is paused so that accepting
+              jobs is measured, not running them. Client and server share
+              the machine's CPUs, and --cpuprofile covers both.
+              With --server URL --api-key KEY the load goes to that running
+              server instead (--db is then not used): its jobs are left in
+              queue bench-ingest (nothing is cleaned up, and its workers run
+              them unless the queue is paused there).
+  all         idle, latency and throughput in turn (not ingest)
 
 Without --db, a temporary SQLite file is used and removed afterwards. On a
 given database the benchmark works in its own tenant and deletes its jobs
-when done.`
+when done (ingest also leaves there its tenant's paused queue bench-ingest
+and an API key, which expires after a day).`
 
 type benchOptions struct {
 	db         string
@@ -50,6 +73,11 @@ type benchOptions struct {
 	durability string
 	jsonOut    bool
 	cpuProfile string
+
+	jobsGiven   bool // --jobs set explicitly: ingest sends that many requests
+	connections int
+	server      string
+	apiKey      string
 }
 
 // benchResult carries the keys DESIGN.md lists for bench --json.
@@ -65,6 +93,9 @@ type benchResult struct {
 	LatencyP50Ms     float64 `json:"latency_p50_ms,omitempty"`
 	LatencyP99Ms     float64 `json:"latency_p99_ms,omitempty"`
 	IdleCPUPercent   float64 `json:"idle_cpu_percent"`
+	RequestsPerSec   float64 `json:"requests_per_sec,omitempty"`
+	Connections      int     `json:"connections,omitempty"`
+	Server           string  `json:"server,omitempty"`
 	DurationSec      float64 `json:"duration_s"`
 }
 
@@ -72,22 +103,43 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet(benchSynopsis, "", stderr)
 	var o benchOptions
 	fs.StringVar(&o.db, "db", "", "database: sqlite:PATH or a postgres:// URL (default: a temporary SQLite file)")
-	fs.StringVar(&o.mode, "mode", "throughput", "throughput, latency, idle or all")
-	fs.IntVar(&o.jobs, "jobs", 200000, "throughput: jobs to insert and work")
+	fs.StringVar(&o.mode, "mode", "throughput", "throughput, latency, idle, ingest or all")
+	fs.IntVar(&o.jobs, "jobs", 200000, "throughput: jobs to insert and work; ingest: if given, requests to measure instead of --duration")
 	fs.IntVar(&o.batch, "batch", 1000, "throughput: jobs per insert transaction")
 	fs.IntVar(&o.workers, "workers", 500, "workers (queue concurrency)")
 	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "latency and idle: how long to measure")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "latency, idle and ingest: how long to measure")
+	fs.IntVar(&o.connections, "connections", 64, "ingest: concurrent keep-alive HTTP connections")
+	fs.StringVar(&o.server, "server", "", "ingest: send to this running server's base `URL` instead of starting one (nothing is cleaned up)")
+	fs.StringVar(&o.apiKey, "api-key", "", "ingest: the API `key` for --server")
 	fs.StringVar(&o.durability, "durability", switchyard.DurabilityFull, "SQLite durability: full or relaxed")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per mode")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if o.jobs < 1 || o.batch < 1 || o.workers < 1 || o.rate < 1 || o.duration <= 0 {
-		return errors.New("--jobs, --batch, --workers, --rate and --duration must be positive")
+	if o.jobs < 1 || o.batch < 1 || o.workers < 1 || o.rate < 1 || o.duration <= 0 || o.connections < 1 {
+		return errors.New("--jobs, --batch, --workers, --rate, --duration and --connections must be positive")
 	}
-	if o.db == "" {
+	o.jobsGiven = given(fs, "jobs")
+	if o.server != "" {
+		// SWITCHYARD_SERVER alone, set for the client commands, does not
+		// stop the other modes, nor does SWITCHYARD_DB stop --server.
+		onCommandLine := setOnCommandLine(fs, "server")
+		switch {
+		case o.mode != "ingest" && onCommandLine:
+			return errors.New("--server works with --mode ingest only")
+		case o.mode != "ingest":
+			o.server = ""
+		case o.apiKey == "":
+			return errors.New("--server needs --api-key (or SWITCHYARD_API_KEY)")
+		case setOnCommandLine(fs, "db") && onCommandLine:
+			return errors.New("give --db or --server, not both: with --server the running server's database is used")
+		default:
+			o.db = ""
+		}
+	}
+	if o.db == "" && o.server == "" {
 		dir, err := os.MkdirTemp("", "switchyard-bench-")
 		if err != nil {
 			return err
@@ -95,8 +147,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer os.RemoveAll(dir)
 		o.db = "sqlite:" + filepath.Join(dir, "bench.db")
 	}
-	if _, err := switchyard.BackendOf(o.db); err != nil {
-		return err
+	if o.server == "" {
+		if _, err := switchyard.BackendOf(o.db); err != nil {
+			return err
+		}
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
@@ -125,8 +179,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			res, err = benchLatency(ctx, o)
 		case "idle":
 			res, err = benchIdle(ctx, o)
+		case "ingest":
+			res, err = benchIngest(ctx, o)
 		default:
-			return fmt.Errorf("unknown --mode %q: want throughput, latency, idle or all", m)
+			return fmt.Errorf("unknown --mode %q: want throughput, latency, idle, ingest or all", m)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", m, err)
@@ -151,6 +207,9 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 			r.Backend, r.Jobs, r.Rate, r.LatencyP50Ms, r.LatencyP99Ms)
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %.3f%% of one core over %.0fs\n", r.Backend, r.IdleCPUPercent, r.DurationSec)
+	case "ingest":
+		fmt.Fprintf(w, "%s ingest: %d POST /v1/jobs over %d connections in %.1fs: %.0f requests/s, p50 %.2f ms, p99 %.2f ms\n",
+			r.Backend, r.Jobs, r.Connections, r.DurationSec, r.RequestsPerSec, r.LatencyP50Ms, r.LatencyP99Ms)
 	}
 }
 

@@ -1,0 +1,535 @@
+package main
+
+// bench --mode ingest: single-job POST /v1/jobs requests from many
+// keep-alive connections against a real HTTP server, measured client-side.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/kinds"
+	"github.com/switchyard-dev/switchyard/internal/server"
+)
+
+// ingestQueue receives the benchmark's jobs. The in-process server pauses
+// it, so that the figures are the ingest path's and not the workers'.
+const ingestQueue = "bench-ingest"
+
+// ingestWarmup is the warm-up before measuring (connections opened, caches
+// and statements warm); its requests are not counted. Short runs warm up
+// for a fifth of --duration instead.
+const ingestWarmup = time.Second
+
+// ingestTarget is the server the load goes to.
+type ingestTarget struct {
+	url     string // base URL, as http://127.0.0.1:PORT
+	key     string
+	backend string
+	// stop shuts an in-process server down and removes its jobs; nil for a
+	// server the benchmark did not start.
+	stop func() error
+}
+
+func benchIngest(ctx context.Context, o benchOptions) (res benchResult, err error) {
+	var t *ingestTarget
+	if o.server != "" {
+		t = &ingestTarget{url: strings.TrimRight(o.server, "/"), key: o.apiKey, backend: "remote"}
+	} else {
+		t, err = startIngestServer(ctx, o)
+		if err != nil {
+			return benchResult{}, err
+		}
+		defer func() { err = errors.Join(err, t.stop()) }()
+	}
+	res = benchResult{Backend: t.backend, Mode: "ingest", Connections: o.connections}
+	if o.server != "" {
+		res.Server = t.url
+	}
+	l := ingestLoad{
+		url:      t.url + "/v1/jobs",
+		key:      t.key,
+		conns:    o.connections,
+		warmup:   min(ingestWarmup, o.duration/5),
+		duration: o.duration,
+	}
+	if o.jobsGiven {
+		l.requests = int64(o.jobs)
+	}
+	lat, elapsed, err := l.run(ctx)
+	if err != nil {
+		return res, err
+	}
+	slices.Sort(lat)
+	res.Jobs = len(lat)
+	res.RequestsPerSec = float64(len(lat)) / elapsed.Seconds()
+	res.LatencyP50Ms = ms(percentile(lat, 0.50))
+	res.LatencyP99Ms = ms(percentile(lat, 0.99))
+	res.DurationSec = elapsed.Seconds()
+	return res, nil
+}
+
+// startIngestServer starts what `switchyard serve` runs, in this process,
+// on a loopback port: a client working all queues with the built-in kinds
+// and a metrics registry, and the HTTP API with its access log on. The
+// access log is formatted as serve formats it (JSON) but written to
+// io.Discard, so that its cost is measured and the terminal's is not.
+func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, error) {
+	log := slog.New(splitLogHandler{
+		quiet: slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		loud:  slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	c, err := switchyard.Open(ctx, switchyard.Config{
+		Database:   o.db,
+		Durability: o.durability,
+		// A tenant of its own, as the other modes use, so that a shared
+		// database's jobs are neither touched nor counted.
+		TenantID:   "bench-" + hex.EncodeToString(b),
+		AllQueues:  true,
+		Logger:     log,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Until the server runs, failures unwind here; afterwards stop does.
+	ok := false
+	defer func() {
+		if !ok {
+			cleanupIngest(c, nil)
+		}
+	}()
+	if err := c.Ready(ctx); err != nil {
+		return nil, err
+	}
+	if err := kinds.Register(c, kinds.Config{}); err != nil {
+		return nil, err
+	}
+	// Paused before the workers start: the jobs stay queued, and what is
+	// measured is accepting them, not running them.
+	if err := c.PauseQueue(ctx, ingestQueue); err != nil {
+		return nil, err
+	}
+	// There is no way to delete a key; this one expires, so that a shared
+	// database is not left with a live administrator key.
+	key, _, err := c.CreateAPIKey(ctx, switchyard.NewAPIKey{
+		Name:      "switchyard bench --mode ingest",
+		ExpiresAt: time.Now().Add(o.duration + 24*time.Hour),
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(server.Config{Client: c, Logger: log, Gatherer: reg, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	ok = true
+	return &ingestTarget{
+		url:     "http://" + ln.Addr().String(),
+		key:     key,
+		backend: c.Backend(),
+		stop: func() error {
+			err := cleanupIngest(c, hs)
+			if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, fmt.Errorf("serve: %w", serr))
+			}
+			return err
+		},
+	}, nil
+}
+
+// cleanupIngest stops the server (if started) and the client and deletes
+// the benchmark's jobs.
+func cleanupIngest(c *switchyard.Client, hs *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var errs []error
+	if hs != nil {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	errs = append(errs, c.Stop(ctx))
+	if _, err := c.PurgeQueue(ctx, ingestQueue); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Close())
+	return errors.Join(errs...)
+}
+
+// splitLogHandler formats records below warn with quiet (which the ingest
+// server points at io.Discard: the access log's cost without the
+// terminal's) and the rest with loud.
+type splitLogHandler struct {
+	quiet, loud slog.Handler
+}
+
+func (h splitLogHandler) pick(l slog.Level) slog.Handler {
+	if l < slog.LevelWarn {
+		return h.quiet
+	}
+	return h.loud
+}
+
+func (h splitLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.pick(l).Enabled(ctx, l)
+}
+
+func (h splitLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.pick(r.Level).Handle(ctx, r)
+}
+
+func (h splitLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return splitLogHandler{h.quiet.WithAttrs(attrs), h.loud.WithAttrs(attrs)}
+}
+
+func (h splitLogHandler) WithGroup(name string) slog.Handler {
+	return splitLogHandler{h.quiet.WithGroup(name), h.loud.WithGroup(name)}
+}
+
+// ingestLoad is a closed-loop load: conns goroutines, each on its own
+// keep-alive connection, each sending its next request as soon as the last
+// one is answered.
+//
+// The client writes each request with one Write on a plain connection and
+// parses the answer with http.ReadResponse. It shares the machine's CPUs
+// with the server, so it is kept lean: net/http's Transport costs two
+// goroutines per connection and hand-offs between them on every request,
+// which measurably took throughput from the server it measures.
+type ingestLoad struct {
+	url      string
+	key      string
+	conns    int
+	warmup   time.Duration
+	duration time.Duration // measured time, unless requests is set
+	requests int64         // if > 0: measure this many requests instead
+
+	phase   atomic.Int32 // ingestWarm, ingestMeasure or ingestStop
+	tickets atomic.Int64 // requests left to send, when requests is set
+	seq     atomic.Int64 // the args' "i"
+
+	failOnce sync.Once
+	failed   chan struct{} // closed at the first failed request
+	errs     atomic.Int64  // failed requests
+	firstErr error         // written once, before failed is closed
+}
+
+const (
+	ingestWarm int32 = iota
+	ingestMeasure
+	ingestStop
+)
+
+// ingestRequestTimeout bounds each request, so that a server that stops
+// answering fails the benchmark instead of hanging it.
+const ingestRequestTimeout = 30 * time.Second
+
+// run sends the load and returns the latencies of the measured requests,
+// unsorted, and the measured time.
+func (l *ingestLoad) run(ctx context.Context) ([]time.Duration, time.Duration, error) {
+	u, err := url.Parse(l.url)
+	if err != nil {
+		return nil, 0, fmt.Errorf("server URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, 0, fmt.Errorf("server URL %q: want http://HOST:PORT", l.url)
+	}
+	l.failed = make(chan struct{})
+	l.tickets.Store(l.requests)
+	// Room for the samples of a fast run, so that recording rarely grows
+	// a slice while measuring.
+	var perConn int
+	if l.requests > 0 {
+		perConn = int(min(l.requests/int64(l.conns)*2+64, 1<<20))
+	} else {
+		perConn = int(min(50000*l.duration.Seconds()/float64(l.conns)+64, 1<<20))
+	}
+	senders := make([]*ingestSender, l.conns)
+	for i := range senders {
+		senders[i] = l.newSender(u, perConn)
+	}
+	closeAll := func() {
+		for _, s := range senders {
+			s.close()
+		}
+	}
+	defer closeAll()
+	// An interrupt ends the requests in flight at once.
+	defer context.AfterFunc(ctx, closeAll)()
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.loop(ctx)
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(allDone)
+	}()
+	// finish stops the senders, waits for their last answers and reports
+	// the first failure, if any.
+	finish := func(err error) error {
+		l.phase.Store(ingestStop)
+		<-allDone
+		if err == nil {
+			err = ctx.Err()
+		}
+		select {
+		case <-l.failed:
+			if err == nil {
+				return fmt.Errorf("%d request(s) failed; the first: %w", l.errs.Load(), l.firstErr)
+			}
+		default:
+		}
+		return err
+	}
+
+	select {
+	case <-time.After(l.warmup):
+	case <-l.failed:
+		return nil, 0, finish(nil)
+	case <-ctx.Done():
+		return nil, 0, finish(ctx.Err())
+	}
+	start := time.Now()
+	l.phase.Store(ingestMeasure)
+	var timeout <-chan time.Time
+	if l.requests == 0 {
+		t := time.NewTimer(l.duration)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+	case <-allDone: // the requests were all sent
+	case <-l.failed:
+	case <-ctx.Done():
+	}
+	// Requests begun before the end count; the time runs until they are
+	// answered.
+	if err := finish(nil); err != nil {
+		return nil, 0, err
+	}
+	elapsed := time.Since(start)
+	n := 0
+	for _, s := range senders {
+		n += len(s.lat)
+	}
+	if n == 0 {
+		return nil, 0, errors.New("no request was answered in the measured time")
+	}
+	lat := make([]time.Duration, 0, n)
+	for _, s := range senders {
+		lat = append(lat, s.lat...)
+	}
+	return lat, elapsed, nil
+}
+
+func (l *ingestLoad) fail(err error) {
+	l.errs.Add(1)
+	l.failOnce.Do(func() {
+		l.firstErr = err
+		close(l.failed)
+	})
+	l.phase.Store(ingestStop)
+}
+
+// ingestSender is one connection and the loop that sends on it.
+type ingestSender struct {
+	l    *ingestLoad
+	u    *url.URL
+	head []byte // the request up to the Content-Length value
+	buf  []byte // the request being sent
+	br   *bufio.Reader
+	lat  []time.Duration
+	conn net.Conn // the loop's; nil until dialled and after the server closed it
+
+	mu     sync.Mutex // guards open and closed, for close
+	open   net.Conn
+	closed bool
+}
+
+const (
+	ingestBodyHead = `{"kind":"noop","queue":"` + ingestQueue + `","args":{"i":`
+	ingestBodyTail = `}}`
+)
+
+func (l *ingestLoad) newSender(u *url.URL, samples int) *ingestSender {
+	head := "POST " + u.RequestURI() + " HTTP/1.1\r\n" +
+		"Host: " + u.Host + "\r\n" +
+		"User-Agent: switchyard-bench/" + version + "\r\n" +
+		"Content-Type: application/json\r\n" +
+		"Authorization: Bearer " + l.key + "\r\n" +
+		"Content-Length: "
+	return &ingestSender{
+		l:    l,
+		u:    u,
+		head: []byte(head),
+		buf:  make([]byte, 0, len(head)+128),
+		lat:  make([]time.Duration, 0, samples),
+	}
+}
+
+func (s *ingestSender) loop(ctx context.Context) {
+	l := s.l
+	for {
+		ph := l.phase.Load()
+		if ph == ingestStop {
+			return
+		}
+		if ph == ingestMeasure && l.requests > 0 && l.tickets.Add(-1) < 0 {
+			return
+		}
+		start := time.Now()
+		if err := s.send(ctx); err != nil {
+			if ctx.Err() == nil {
+				l.fail(fmt.Errorf("POST %s: %w", s.u, err))
+			}
+			return
+		}
+		if ph == ingestMeasure {
+			s.lat = append(s.lat, time.Since(start))
+		}
+	}
+}
+
+// send posts one job and reads the whole answer, which must be 201.
+func (s *ingestSender) send(ctx context.Context) error {
+	c := s.conn
+	if c == nil {
+		var err error
+		if c, err = s.dial(ctx); err != nil {
+			return err
+		}
+	}
+	var num [20]byte
+	i := strconv.AppendInt(num[:0], s.l.seq.Add(1), 10)
+	b := append(s.buf[:0], s.head...)
+	b = strconv.AppendInt(b, int64(len(ingestBodyHead)+len(i)+len(ingestBodyTail)), 10)
+	b = append(b, "\r\n\r\n"+ingestBodyHead...)
+	b = append(b, i...)
+	b = append(b, ingestBodyTail...)
+	s.buf = b
+	if err := c.SetDeadline(time.Now().Add(ingestRequestTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write(b); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(s.br, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	resp.Body.Close()
+	if resp.Close {
+		// The server ends the connection; the next request dials again.
+		s.mu.Lock()
+		s.open = nil
+		s.mu.Unlock()
+		c.Close()
+		s.conn = nil
+	}
+	return nil
+}
+
+func (s *ingestSender) dial(ctx context.Context) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	var c net.Conn
+	var err error
+	if s.u.Scheme == "https" {
+		td := &tls.Dialer{NetDialer: d, Config: &tls.Config{ServerName: s.u.Hostname()}}
+		c, err = td.DialContext(ctx, "tcp", hostPort(s.u))
+	} else {
+		c, err = d.DialContext(ctx, "tcp", hostPort(s.u))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	s.conn, s.open = c, c
+	if s.br == nil {
+		s.br = bufio.NewReaderSize(c, 4096)
+	} else {
+		s.br.Reset(c)
+	}
+	return c, nil
+}
+
+// close closes the connection from any goroutine, ending a request in
+// flight; the sender dials no more.
+func (s *ingestSender) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.open != nil {
+		s.open.Close()
+		s.open = nil
+	}
+}
+
+// hostPort is the URL's host with the scheme's port if it names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}

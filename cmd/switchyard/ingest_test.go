@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/server/servertest"
+	"github.com/switchyard-dev/switchyard/internal/testdb"
+)
+
+// TestBenchIngest runs a short ingest bench on SQLite and checks the JSON
+// keys DESIGN.md promises and that the figures are sane. Timings are not
+// asserted: a benchmark is not a test.
+func TestBenchIngest(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + testdb.SQLitePath(t)
+	out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--db", db, "--duration", "300ms",
+		"--connections", "4", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want 1 JSON line, got %q", out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatalf("%q: %v", lines[0], err)
+	}
+	for _, k := range []string{"backend", "mode", "jobs", "requests_per_sec", "latency_p50_ms", "latency_p99_ms", "connections", "duration_s"} {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("missing key %q in %s", k, lines[0])
+		}
+	}
+	if m["backend"] != "sqlite" || m["mode"] != "ingest" || m["connections"] != 4.0 {
+		t.Fatalf("backend, mode, connections: %s", lines[0])
+	}
+	num := func(k string) float64 { f, _ := m[k].(float64); return f }
+	if num("requests_per_sec") <= 0 || num("jobs") <= 0 || num("duration_s") <= 0 {
+		t.Fatalf("want positive requests_per_sec, jobs and duration_s: %s", lines[0])
+	}
+	if p50, p99 := num("latency_p50_ms"), num("latency_p99_ms"); p50 <= 0 || p99 < p50 {
+		t.Fatalf("want 0 < p50 <= p99: %s", lines[0])
+	}
+}
+
+// TestBenchIngestRequests checks that --jobs bounds the measured requests
+// and that the human output is one line.
+func TestBenchIngestRequests(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + testdb.SQLitePath(t)
+	out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--db", db, "--duration", "300ms",
+		"--connections", "3", "--jobs", "50")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "sqlite ingest: 50 POST /v1/jobs over 3 connections") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("output %q", out)
+	}
+}
+
+// TestBenchIngestRemote targets a server the bench did not start, and
+// checks that a failing answer fails the bench with its body.
+func TestBenchIngestRemote(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{NotStarted: true})
+	out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--server", srv.URL, "--api-key", srv.AdminKey,
+		"--duration", "200ms", "--connections", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if m["backend"] != "remote" || m["server"] != srv.URL || m["jobs"].(float64) <= 0 {
+		t.Fatalf("output %s", out)
+	}
+
+	_, errOut, code = runCLI(t, "bench", "--mode", "ingest", "--server", srv.URL, "--api-key", "sy_wrong",
+		"--duration", "200ms", "--connections", "2")
+	if code != 1 || !strings.Contains(errOut, "request(s) failed") || !strings.Contains(errOut, "401") ||
+		!strings.Contains(errOut, `"code":"unauthenticated"`) {
+		t.Fatalf("wrong key: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestBenchIngestBadFlags(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--server", "http://127.0.0.1:1"}, "--server needs --api-key"},
+		{[]string{"--server", "http://127.0.0.1:1", "--api-key", "k", "--mode", "latency"}, "--mode ingest only"},
+		{[]string{"--server", "http://127.0.0.1:1", "--api-key", "k", "--db", "sqlite:x.db"}, "not both"},
+		{[]string{"--connections", "0"}, "must be positive"},
+	}
+	for _, tc := range cases {
+		args := append([]string{"bench", "--mode", "ingest"}, tc.args...)
+		_, errOut, code := runCLI(t, args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 containing %q", args, code, errOut, tc.want)
+		}
+	}
+}
