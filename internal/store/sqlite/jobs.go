@@ -93,7 +93,12 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 
 	ids := make([]int64, len(params))
 	var existing map[int]*store.Job
-	err := s.w.do(ctx, true, func(t *wtx) error {
+	submit := s.w.do
+	if !hasUnique && len(params)&(len(params)-1) == 0 && len(params) <= 1<<(insertSizes-1) {
+		// insertRows runs one statement for a power-of-two row count.
+		submit = s.w.doOneStatement
+	}
+	err := submit(ctx, true, func(t *wtx) error {
 		if hasUnique {
 			existing = nil
 			start := 0 // the first job of the pending run of jobs without a key

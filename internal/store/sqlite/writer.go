@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	msqlite "modernc.org/sqlite"
+
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
@@ -27,7 +29,10 @@ type op struct {
 	ctx     context.Context
 	fn      func(t *wtx) error
 	durable bool // false: losing it to a power cut is harmless (leases)
-	state   atomic.Int32
+	// oneStatement: fn writes with at most one statement, which SQLite
+	// undoes by itself if it fails, so the op needs no savepoint.
+	oneStatement bool
+	state        atomic.Int32
 	err     error         // written by the writer before done is closed
 	done    chan struct{} // closed when err is final
 }
@@ -55,6 +60,7 @@ type writer struct {
 	syncFull bool         // the synchronous level currently set on conn
 	bus      *bus         // where committed notifications go
 	commits  atomic.Int64 // successful COMMITs, for tests
+	ckpt     *checkpointer
 	closing  sync.Once
 	closeErr error
 
@@ -81,7 +87,11 @@ func startWriter(ctx context.Context, path string, fullSync bool, maxBatch int) 
 		// A bigger page cache keeps the job table's hot pages (the tail of
 		// the table and the partial indexes) in memory between batches.
 		"&_pragma=cache_size(-65536)"+
-		"&_pragma=temp_store(MEMORY)")
+		"&_pragma=temp_store(MEMORY)"+
+		// Checkpoints run on their own connection (see checkpointer); the
+		// writer checkpoints itself only if the WAL grows past 64 MiB
+		// anyway, as a bound should that one fall behind.
+		"&_pragma=wal_autocheckpoint("+strconv.Itoa(walBackstopPages)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +128,12 @@ func startWriter(ctx context.Context, path string, fullSync bool, maxBatch int) 
 	}
 	w.tx.w = w
 	w.leaseRow = newLeaseRow()
+	w.ckpt, err = startCheckpointer(path)
+	if err != nil {
+		conn.Close()
+		db.Close()
+		return nil, err
+	}
 	go w.run()
 	return w, nil
 }
@@ -135,7 +151,7 @@ func (w *writer) close() error {
 				w.stmts[i] = nil
 			}
 		}
-		errs = append(errs, w.conn.Close(), w.db.Close())
+		errs = append(errs, w.ckpt.close(), w.conn.Close(), w.db.Close())
 		w.closeErr = errors.Join(errs...)
 	})
 	return w.closeErr
@@ -145,10 +161,23 @@ func (w *writer) close() error {
 // the commit's. durable=false marks an op whose loss in a power cut is
 // harmless. ctx only matters until the writer starts the op.
 func (w *writer) do(ctx context.Context, durable bool, fn func(t *wtx) error) error {
+	return w.submit(ctx, &op{ctx: ctx, fn: fn, durable: durable})
+}
+
+// doOneStatement is do for an fn that writes with at most one statement.
+// Such an op runs without the savepoint that isolates other ops' failures:
+// a statement that fails is undone by SQLite itself. A savepoint and its
+// release cost as much as a one-row insert, and single-job enqueues are the
+// bulk of the HTTP API's writes.
+func (w *writer) doOneStatement(ctx context.Context, durable bool, fn func(t *wtx) error) error {
+	return w.submit(ctx, &op{ctx: ctx, fn: fn, durable: durable, oneStatement: true})
+}
+
+func (w *writer) submit(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, fn: fn, durable: durable, done: make(chan struct{})}
+	o.done = make(chan struct{})
 	select {
 	case w.ops <- o:
 	case <-ctx.Done():
@@ -241,6 +270,19 @@ func (w *writer) runBatch(batch []*op) {
 			continue
 		}
 		mark := len(w.notes)
+		if o.oneStatement {
+			o.err = o.fn(t)
+			if o.err != nil {
+				w.notes = w.notes[:mark]
+				if !statementUndone(o.err) {
+					// The transaction itself may be gone (an I/O error
+					// rolls it back): nothing in the batch can commit.
+					w.abort(batch, o.err)
+					return
+				}
+			}
+			continue
+		}
 		if _, err := w.exec(stSavepoint); err != nil {
 			w.abort(batch, fmt.Errorf("savepoint: %w", err))
 			return
@@ -262,7 +304,9 @@ func (w *writer) runBatch(batch []*op) {
 		w.abort(batch, fmt.Errorf("commit: %w", err))
 		return
 	}
-	w.commits.Add(1)
+	if n := w.commits.Add(1); n%checkpointEvery == 0 {
+		w.ckpt.poke()
+	}
 	w.deliver()
 	for _, o := range batch {
 		o.finish(o.err)
@@ -290,6 +334,19 @@ func (w *writer) setSync(full bool) error {
 func (w *writer) abort(batch []*op, err error) {
 	w.rollback()
 	w.failAll(batch, err)
+}
+
+// statementUndone reports whether a failed one-statement op left the
+// transaction as it was: it failed in Go before writing, or its statement
+// broke a constraint, which SQLite undoes alone (ABORT). Any other SQLite
+// error may have ended the whole transaction.
+func statementUndone(err error) bool {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return true
+	}
+	const sqliteConstraint = 19 // SQLITE_CONSTRAINT, the primary result code
+	return se.Code()&0xff == sqliteConstraint
 }
 
 func (w *writer) rollback() {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -94,7 +95,16 @@ func TestGroupCommitMaxBatch(t *testing.T) {
 }
 
 // One op's error rolls back only that op; the others in its batch commit.
+// The failing op is two rows (one statement, run without a savepoint: SQLite
+// undoes the statement) or three rows (two statements, so a savepoint must
+// undo the first).
 func TestGroupCommitIsolatesFailingOp(t *testing.T) {
+	for _, rows := range []int{2, 3} {
+		t.Run(strconv.Itoa(rows)+" rows", func(t *testing.T) { testIsolatesFailingOp(t, rows) })
+	}
+}
+
+func testIsolatesFailingOp(t *testing.T, rows int) {
 	synctest.Test(t, func(t *testing.T) {
 		s := openTest(t)
 		rec := listen(s)
@@ -103,7 +113,12 @@ func TestGroupCommitIsolatesFailingOp(t *testing.T) {
 
 		bad := job("bad", "k")
 		bad.Priority = 9 // violates the CHECK constraint
-		ps := [][]store.InsertParams{{job("a", "k")}, {job("b", "k"), bad}, {job("c", "k")}}
+		failing := []store.InsertParams{job("b", "k")}
+		if rows == 3 {
+			failing = append(failing, job("b", "k"))
+		}
+		failing = append(failing, bad)
+		ps := [][]store.InsertParams{{job("a", "k")}, failing, {job("c", "k")}}
 		errs := make([]error, len(ps))
 		var wg sync.WaitGroup
 		for i, p := range ps {
