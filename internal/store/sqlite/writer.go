@@ -33,8 +33,8 @@ type op struct {
 	// undoes by itself if it fails, so the op needs no savepoint.
 	oneStatement bool
 	state        atomic.Int32
-	err     error         // written by the writer before done is closed
-	done    chan struct{} // closed when err is final
+	err          error         // written by the writer before done is closed
+	done         chan struct{} // closed when err is final
 }
 
 func (o *op) finish(err error) {
