@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,5 +147,35 @@ func job(queue string) store.InsertParams {
 	return store.InsertParams{
 		TenantID: "default", Queue: queue, Kind: "k", Args: []byte(`{}`),
 		Priority: 2, MaxAttempts: 3,
+	}
+}
+
+// The pool size comes from Config.MaxConns, else the URL's pool_max_conns,
+// else the default.
+func TestPoolSize(t *testing.T) {
+	t.Parallel()
+	url := testdb.PostgresURL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		url  string
+		max  int32
+		want int32
+	}{
+		{url + sep + "pool_max_conns=3", 0, 3},
+		{url + sep + "pool_max_conns=3", 5, 5},
+		{url, 0, max(8, 4*int32(runtime.GOMAXPROCS(0)))},
+	} {
+		s, err := Open(t.Context(), Config{URL: tc.url, MaxConns: tc.max, NoMigrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.Pool().Config().MaxConns
+		s.Close()
+		if got != tc.want {
+			t.Errorf("URL %q, MaxConns %d: pool of %d, want %d", tc.url, tc.max, got, tc.want)
+		}
 	}
 }

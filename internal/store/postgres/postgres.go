@@ -62,6 +62,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,8 +79,8 @@ type Config struct {
 	// close it. The listener opens one extra connection with Pool's
 	// connection settings. Default nil.
 	Pool *pgxpool.Pool
-	// MaxConns is the size of the pool Open creates from URL. Default
-	// max(8, 4*GOMAXPROCS).
+	// MaxConns is the size of the pool Open creates from URL. Default: the
+	// URL's pool_max_conns if it has one, else max(8, 4*GOMAXPROCS).
 	MaxConns int32
 	// NoMigrate skips applying migrations at Open. Default false.
 	NoMigrate bool
@@ -169,8 +170,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
 			return p.IdleDuration > 30*time.Second
 		}
-		pc.MaxConns = cfg.MaxConns
-		if pc.MaxConns <= 0 {
+		switch {
+		case cfg.MaxConns > 0:
+			pc.MaxConns = cfg.MaxConns
+		case !strings.Contains(cfg.URL, "pool_max_conns"):
 			pc.MaxConns = max(8, 4*int32(runtime.GOMAXPROCS(0)))
 		}
 		pool, err := pgxpool.NewWithConfig(ctx, pc)
