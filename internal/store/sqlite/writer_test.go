@@ -42,9 +42,17 @@ func TestGroupCommitBatchesWaitingOps(t *testing.T) {
 		const n = 20
 		var wg sync.WaitGroup
 		errs := make([]error, n)
+		res := make([][]store.InsertResult, n)
 		for i := range n {
 			wg.Go(func() {
-				_, errs[i] = s.Insert(context.Background(), []store.InsertParams{job("q", "k")})
+				// Jobs of one to three rows: the writer inserts them
+				// together; each caller must still get its own ids.
+				ps := make([]store.InsertParams, 1+i%3)
+				for k := range ps {
+					ps[k] = job("q", "k")
+					ps[k].Args = []byte(`{"op":` + strconv.Itoa(i) + `,"row":` + strconv.Itoa(k) + `}`)
+				}
+				res[i], errs[i] = s.Insert(context.Background(), ps)
 			})
 		}
 		synctest.Wait() // every Insert is now waiting for the writer
@@ -56,6 +64,17 @@ func TestGroupCommitBatchesWaitingOps(t *testing.T) {
 		for _, err := range errs {
 			if err != nil {
 				t.Fatal(err)
+			}
+		}
+		seen := map[int64]bool{}
+		for i, rs := range res {
+			for k, r := range rs {
+				got, err := s.Get(context.Background(), "default", r.Job.ID)
+				want := `{"op":` + strconv.Itoa(i) + `,"row":` + strconv.Itoa(k) + `}`
+				if err != nil || string(got.Args) != want || seen[r.Job.ID] {
+					t.Fatalf("op %d row %d got id %d holding %s (%v), want %s", i, k, r.Job.ID, got.Args, err, want)
+				}
+				seen[r.Job.ID] = true
 			}
 		}
 		// One commit for the blocking op, one for all twenty inserts.
