@@ -118,6 +118,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	tuneGC() // measure what serve runs with
 	if o.jobs < 1 || o.batch < 1 || o.workers < 1 || o.rate < 1 || o.duration <= 0 || o.connections < 1 {
 		return errors.New("--jobs, --batch, --workers, --rate, --duration and --connections must be positive")
 	}

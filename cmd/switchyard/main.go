@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -122,6 +123,21 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// serverGCPercent is the Go GC target serve (and bench, which measures what
+// serve does) run with unless GOGC is set. A server's live heap is small
+// (tens of MB) and churns fast: at the default 100 the collector ran every
+// few tens of milliseconds under HTTP ingest, and fewer collections gave
+// 15-25 % more requests/s and a lower p99 for ~25 MB more memory (bench
+// --mode ingest with GOGC=100 vs 400, interleaved runs).
+const serverGCPercent = 400
+
+// tuneGC applies serverGCPercent unless the operator chose with GOGC.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serverGCPercent)
+	}
 }
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
