@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -338,6 +339,7 @@ func printSettings(w io.Writer, fs *flag.FlagSet) {
 		row("--"+f.Name, envName(f.Name), key, def, f.Usage)
 	})
 	row("-", "SWITCHYARD_ADMIN_KEY", "admin_key", "-", "the admin API key, at least 24 characters (never a flag: flags show in ps)")
+	row("-", "GOGC", "-", strconv.Itoa(serverGCPercent), "Go's garbage-collector target; serve sets it unless GOGC is given")
 	tw.Flush()
 	lines := strings.Split(table.String(), "\n")
 	fmt.Fprintln(w, lines[0])

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -717,7 +718,11 @@ func TestServeHelp(t *testing.T) {
 			t.Errorf("trailing spaces in help line %q", l)
 		}
 		if f := strings.Fields(l); strings.HasPrefix(l, "  -") && len(f) == 4 {
-			rows[f[0]] = f
+			name := f[0]
+			if name == "-" { // no flag: known by its variable
+				name = f[1]
+			}
+			rows[name] = f
 			if len(l) > 100 {
 				t.Errorf("help row %d characters wide: %q", len(l), l)
 			}
@@ -725,7 +730,7 @@ func TestServeHelp(t *testing.T) {
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	serveFlags(fs, &serveSettings{})
-	settings := 1 // the admin key, which is no flag
+	settings := 2 // the admin key and GOGC, which are no flags
 	fs.VisitAll(func(f *flag.Flag) {
 		settings++
 		key := strings.ReplaceAll(f.Name, "-", "_")
@@ -737,8 +742,11 @@ func TestServeHelp(t *testing.T) {
 			t.Errorf("help row of --%s: %q, want its variable %s and file key %s", f.Name, row, envName(f.Name), key)
 		}
 	})
-	if row := rows["-"]; row == nil || row[1] != "SWITCHYARD_ADMIN_KEY" || row[2] != "admin_key" {
+	if row := rows["SWITCHYARD_ADMIN_KEY"]; row == nil || row[0] != "-" || row[2] != "admin_key" {
 		t.Errorf("help row of the admin key: %q", row)
+	}
+	if row := rows["GOGC"]; row == nil || row[3] != strconv.Itoa(serverGCPercent) {
+		t.Errorf("help row of GOGC: %q", row)
 	}
 	if len(rows) != settings {
 		t.Errorf("help lists %d settings, want %d:\n%s", len(rows), settings, help)
