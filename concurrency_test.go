@@ -11,13 +11,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
 // TestQueueConcurrencyIsALimit: a queue with concurrency 3 never runs more
 // than 3 jobs at once, and does reach 3.
 func TestQueueConcurrencyIsALimit(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		cfg := testConfig(db)
 		cfg.Queues = map[string]switchyard.QueueConfig{"narrow": {Concurrency: 3}}
 		c := open(t, cfg)
@@ -130,7 +131,7 @@ func TestEnqueueInCallersTransaction(t *testing.T) {
 // and AllQueues works a queue that first gets jobs after the start.
 func TestStoredConcurrencyResizesWorkers(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		cfg := testConfig(db)
 		cfg.AllQueues = true
 		cfg.DefaultConcurrency = 5

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
 // childEnv selects what a re-executed test binary does (see runChild).
@@ -110,7 +111,7 @@ func startChild(t *testing.T, mode, db string) (*exec.Cmd, <-chan string) {
 // shows the killed attempt never completed and the rerun completed once.
 func TestCrashedWorkerJobRunsAgain(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ledger := t.TempDir() + "/ledger"
 		c := open(t, testConfig(db))
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[ledgerArgs]) error { return nil })
@@ -166,7 +167,7 @@ func TestCrashedWorkerJobRunsAgain(t *testing.T) {
 // operations is attempted for real.
 func TestStaleWorkerCannotComplete(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ctx := context.Background()
 		// The newer worker: it rescues the expired lease and completes
 		// attempt 2.
@@ -216,7 +217,7 @@ func TestStaleWorkerCannotComplete(t *testing.T) {
 // with a current token, and heartbeats extend the lease.
 func TestExternalWorkerLifecycle(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ctx := context.Background()
 		cfg := testConfig(db)
 		cfg.ExternalKinds = []string{"remote.task"}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
 type workArgs struct {
@@ -22,7 +23,7 @@ func (workArgs) Kind() string { return "test.work" }
 
 func TestSucceedsWithResult(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		ran := make(chan struct{})
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -51,7 +52,7 @@ func TestSucceedsWithResult(t *testing.T) {
 
 func TestFailureRetriesThenSucceeds(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		done := make(chan struct{})
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -77,7 +78,7 @@ func TestFailureRetriesThenSucceeds(t *testing.T) {
 
 func TestDeadAfterMaxAttemptsAndPanics(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		last := make(chan struct{})
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -120,7 +121,7 @@ func TestBackoffPolicyPerKind(t *testing.T) {
 		t.Fatalf("delays not jittered: %v", seen)
 	}
 	// A kind's own policy overrides the client's.
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		cfg := testConfig(db)
 		cfg.Retry = switchyard.ExponentialBackoff{Base: time.Hour, Max: time.Hour}
 		c := open(t, cfg)
@@ -140,7 +141,7 @@ func TestBackoffPolicyPerKind(t *testing.T) {
 
 func TestDiscardEndsDead(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		ran := make(chan struct{})
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -160,7 +161,7 @@ func TestDiscardEndsDead(t *testing.T) {
 
 func TestSnoozeKeepsAttempts(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		done := make(chan struct{})
 		var calls atomic.Int32
@@ -189,7 +190,7 @@ func TestSnoozeKeepsAttempts(t *testing.T) {
 
 func TestRetryAfterSetsTheRetryTime(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		ran := make(chan struct{})
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -216,7 +217,7 @@ func TestRetryAfterSetsTheRetryTime(t *testing.T) {
 // recorded (cleaned), never block the outcomes behind it.
 func TestUnstorableOutputIsCleaned(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		done := make(chan struct{}, 2)
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -248,7 +249,7 @@ func TestUnstorableOutputIsCleaned(t *testing.T) {
 
 func TestTimeoutFailsAttempt(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		ran := make(chan struct{})
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -269,7 +270,7 @@ func TestTimeoutFailsAttempt(t *testing.T) {
 
 func TestCancelRunningJob(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		running := make(chan struct{})
 		cause := make(chan error, 1)
@@ -302,7 +303,7 @@ func TestCancelRunningJob(t *testing.T) {
 
 func TestCancelDiscardRetryQueued(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error { return nil })
 		ctx := context.Background()
@@ -343,7 +344,7 @@ func TestCancelDiscardRetryQueued(t *testing.T) {
 
 func TestRetryExhaustedDeadJobGetsOneMoreAttempt(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		attempts := make(chan int, 4)
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -384,7 +385,7 @@ func TestRetryExhaustedDeadJobGetsOneMoreAttempt(t *testing.T) {
 
 func TestPriorityThenRunAtOrder(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		cfg := testConfig(db)
 		cfg.Queues = map[string]switchyard.QueueConfig{"ordered": {Concurrency: 1}}
 		cfg.FetchBatch = 1
@@ -421,7 +422,7 @@ func TestPriorityThenRunAtOrder(t *testing.T) {
 
 func TestDelayedJobRunsAfterPromotion(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		ran := make(chan *switchyard.JobRow, 1)
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error {
@@ -442,7 +443,7 @@ func TestDelayedJobRunsAfterPromotion(t *testing.T) {
 
 func TestPauseAndResumeQueue(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ctx := context.Background()
 		c := open(t, testConfig(db))
 		ran := make(chan string, 4)
@@ -493,7 +494,7 @@ func TestPauseAndResumeQueue(t *testing.T) {
 
 func TestProgressIsStored(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		seen := make(chan *switchyard.JobRow)
 		release := make(chan struct{})
@@ -518,7 +519,7 @@ func TestProgressIsStored(t *testing.T) {
 
 func TestUniqueKeyUnderConcurrency(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		cfg := testConfig(db)
 		cfg.ExternalKinds = []string{"test.external"}
 		c := open(t, cfg)
@@ -577,7 +578,7 @@ func (a strictArgs) Validate() error {
 
 func TestBadInputWritesNothing(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ctx := context.Background()
 		c := open(t, testConfig(db))
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[strictArgs]) error { return nil })
@@ -634,7 +635,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 
 func TestListPagination(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ctx := context.Background()
 		c := open(t, testConfig(db))
 		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[workArgs]) error { return nil })
@@ -683,7 +684,7 @@ func TestListPagination(t *testing.T) {
 
 func TestTenantsAreIsolated(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		ctx := context.Background()
 		cfgA, cfgB := testConfig(db), testConfig(db)
 		cfgA.TenantID, cfgB.TenantID = "acme", "globex"
@@ -712,7 +713,7 @@ func TestTenantsAreIsolated(t *testing.T) {
 
 func TestGracefulShutdownReleasesUnfinishedJobs(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		running := make(chan struct{})
 		causes := make(chan error, 1)
@@ -750,7 +751,7 @@ func TestGracefulShutdownReleasesUnfinishedJobs(t *testing.T) {
 
 func TestShutdownWaitsForRunningJobs(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := open(t, testConfig(db))
 		running := make(chan struct{})
 		release := make(chan struct{})

@@ -32,17 +32,6 @@ var backends = []backend{
 	{"postgres", func(t *testing.T) string { return testdb.PostgresURL(t) }},
 }
 
-// forEachBackend runs fn as a parallel subtest per backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, db string)) {
-	t.Helper()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b.db(t))
-		})
-	}
-}
-
 // fastRetry retries at once, so retry tests need no waiting.
 type fastRetry struct{}
 

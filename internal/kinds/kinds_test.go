@@ -24,25 +24,6 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-var backends = []struct {
-	name string
-	db   func(t *testing.T) string
-}{
-	{"sqlite", func(t *testing.T) string { return "sqlite:" + testdb.SQLitePath(t) }},
-	{"postgres", func(t *testing.T) string { return testdb.PostgresURL(t) }},
-}
-
-// forEachBackend runs fn as a parallel subtest per backend.
-func forEachBackend(t *testing.T, fn func(t *testing.T, db string)) {
-	t.Helper()
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b.db(t))
-		})
-	}
-}
-
 // fastRetry retries at once, so retry tests need no waiting.
 type fastRetry struct{}
 
@@ -214,7 +195,7 @@ func TestHTTPSuccessRecordsResult(t *testing.T) {
 		{"empty", "", "",
 			`{"status":200,"headers":{},"body":""}`},
 	}
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			tc := cases[caseIndex(r)]
 			if tc.contentType != "" {
@@ -272,7 +253,7 @@ func TestHTTPRequestBodyAndHeaders(t *testing.T) {
 		{"job's own headers win", `{"url": "%URL%", "headers": {"user-agent": "mine", "Content-Type": "application/vnd.x+json", "Idempotency-Key": "k1"}}`,
 			"POST", "ARGS", map[string]string{"User-Agent": "mine", "Content-Type": "application/vnd.x+json", "Idempotency-Key": "k1"}},
 	}
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {})
 		c := startClient(t, db, Config{})
 		jobs := make([]*switchyard.JobRow, len(cases))
@@ -330,7 +311,7 @@ func TestHTTPRequestBodyAndHeaders(t *testing.T) {
 
 func TestHTTPServerErrorRetriesThenSucceeds(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			if n == 1 {
 				w.WriteHeader(http.StatusInternalServerError)
@@ -363,7 +344,7 @@ func TestHTTPServerErrorRetriesThenSucceeds(t *testing.T) {
 
 func TestHTTPRetryAfter(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			w.Header().Set("Retry-After", "3600")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -389,7 +370,7 @@ func TestHTTPRetryAfter(t *testing.T) {
 // TestHTTPEndsDead covers the responses that no retry could fix.
 func TestHTTPEndsDead(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		var targetCalled atomic.Bool
 		mux := http.NewServeMux()
 		seen := make(chan string, 4)
@@ -430,7 +411,7 @@ func TestHTTPEndsDead(t *testing.T) {
 
 func TestHTTPTimeoutAndNetworkError(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		gone := make(chan struct{})
 		blocking := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Reading the body lets the server notice the client hang up.
@@ -460,7 +441,7 @@ func TestHTTPTimeoutAndNetworkError(t *testing.T) {
 
 func TestHTTPErrorsHideSecrets(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			w.WriteHeader(http.StatusBadRequest)
 		})
@@ -512,7 +493,7 @@ func TestInvalidArgsWriteNothing(t *testing.T) {
 		{KindSleep, `{"duration": "1s", "fial": "x"}`, `unknown field "fial"`},
 		{KindNoop, `[]`, "must be a JSON object"},
 	}
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := newClient(t, db, Config{})
 		ctx := context.Background()
 		for _, tc := range cases {
@@ -554,7 +535,7 @@ func TestRegisterConfig(t *testing.T) {
 
 func TestSleepAndNoop(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := startClient(t, db, Config{})
 		noop := enqueueRaw(t, c, KindNoop, `{"anything": [1, 2]}`, nil)
 		typed, err := c.Enqueue(context.Background(), NoopArgs(nil), nil)
@@ -582,7 +563,7 @@ func TestSleepAndNoop(t *testing.T) {
 
 func TestSleepHonoursCancel(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		c := startClient(t, db, Config{})
 		job := enqueueRaw(t, c, KindSleep, `{"duration": "1h"}`, nil)
 		waitState(t, c, job.ID, switchyard.StateRunning)

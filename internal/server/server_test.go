@@ -19,18 +19,6 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
-// forEachBackend runs fn against a fresh server on SQLite and on PostgreSQL.
-func forEachBackend(t *testing.T, fn func(t *testing.T, db string)) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, "sqlite:"+testdb.SQLitePath(t))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		fn(t, testdb.PostgresURL(t))
-	})
-}
-
 type apiClient struct {
 	t   *testing.T
 	url string
@@ -139,7 +127,7 @@ func (c *apiClient) waitJob(id string) switchyard.JobRow {
 
 func TestJobLifecycleOverHTTP(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		srv := servertest.Start(t, db)
 		c := &apiClient{t: t, url: srv.URL, key: srv.AdminKey}
 
@@ -187,7 +175,7 @@ func TestJobLifecycleOverHTTP(t *testing.T) {
 
 func TestBatchAndListPaging(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		srv := servertest.Start(t, db, servertest.Options{NotStarted: true})
 		c := &apiClient{t: t, url: srv.URL, key: srv.AdminKey}
 		var b strings.Builder
@@ -266,7 +254,7 @@ func TestBatchAndListPaging(t *testing.T) {
 // error shape, the status, and that no job was written.
 func TestBadInputChangesNothing(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		srv := servertest.Start(t, db, servertest.Options{NotStarted: true})
 		c := &apiClient{t: t, url: srv.URL, key: srv.AdminKey}
 		anon := &apiClient{t: t, url: srv.URL}
@@ -348,7 +336,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 func TestQueuesOverHTTP(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, db string) {
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		srv := servertest.Start(t, db)
 		c := &apiClient{t: t, url: srv.URL, key: srv.AdminKey}
 		var q switchyard.QueueInfo

@@ -227,3 +227,22 @@ func Main(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// ForEachBackend runs fn as a parallel subtest on each backend, "sqlite"
+// (a fresh SQLite file) and "postgres" (a fresh database), passing the
+// database URL.
+func ForEachBackend(t *testing.T, fn func(t *testing.T, db string)) {
+	t.Helper()
+	for _, b := range []struct {
+		name string
+		db   func(testing.TB) string
+	}{
+		{"sqlite", func(t testing.TB) string { return "sqlite:" + SQLitePath(t) }},
+		{"postgres", PostgresURL},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b.db(t))
+		})
+	}
+}
