@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -45,6 +46,8 @@ type serveSettings struct {
 	logFormat       string
 	logLevel        string
 	nodeID          string
+	corsOrigins     string
+	trustedProxies  string
 
 	adminKey string // env SWITCHYARD_ADMIN_KEY or the file's admin_key only: never a flag (ps shows flags)
 }
@@ -78,6 +81,8 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.StringVar(&s.logFormat, "log-format", "json", "json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&s.nodeID, "node-id", "", "this node's name in leases and logs (default hostname-pid-random)")
+	fs.StringVar(&s.corsOrigins, "cors-origins", "", "comma-separated browser origins (https://app.example) allowed to call the API; * for any")
+	fs.StringVar(&s.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client")
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -139,10 +144,56 @@ func (s *serveSettings) check() error {
 			errs = append(errs, fmt.Errorf("db: %w", err))
 		}
 	}
+	if _, err := s.origins(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := s.proxies(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.adminKey != "" && len(s.adminKey) < 24 {
 		errs = append(errs, errors.New("admin key (SWITCHYARD_ADMIN_KEY or the config file's admin_key) must be at least 24 characters"))
 	}
 	return errors.Join(errs...)
+}
+
+// origins parses --cors-origins: "*" or scheme://host[:port] entries.
+func (s *serveSettings) origins() ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s.corsOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+				return nil, fmt.Errorf("cors-origins: %q is not an origin such as https://app.example", o)
+			}
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// proxies parses --trusted-proxies: addresses or CIDR prefixes.
+func (s *serveSettings) proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range strings.Split(s.trustedProxies, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(p); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted-proxies: %q is neither an IP address nor a CIDR prefix", p)
+		}
+		out = append(out, prefix.Masked())
+	}
+	return out, nil
 }
 
 // pgURLCheck rejects a PostgreSQL URL that cannot be parsed, before any
@@ -209,9 +260,12 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 	if err := ensureAdminKey(ctx, c, s, log, stdout); err != nil {
 		return err
 	}
+	origins, _ := s.origins() // checked above
+	proxies, _ := s.proxies()
 	srv, err := server.New(server.Config{
 		Client: c, Logger: log, Gatherer: reg, Registerer: reg,
 		MaxBodyBytes: s.maxBodyBytes, MetricsAuth: s.metricsAuth, NoAccessLog: !s.accessLog,
+		AllowedOrigins: origins, TrustedProxies: proxies,
 	})
 	if err != nil {
 		return err

@@ -488,6 +488,8 @@ func TestServeRefuses(t *testing.T) {
 		{"port in use", "", []string{"--addr", busy.Addr().String()},
 			[]string{"listen on " + busy.Addr().String(), "address already in use"}},
 		{"bad log format", "", []string{"--log-format", "xml"}, []string{`log-format "xml"`, "json or text"}},
+		{"bad CORS origin", "", []string{"--cors-origins", "https://ok.example,app.example/path"}, []string{"cors-origins", `"app.example/path"`}},
+		{"bad trusted proxy", "", []string{"--trusted-proxies", "10.0.0.0/8,proxy.internal"}, []string{"trusted-proxies", `"proxy.internal"`}},
 		{"bad log format in the file", "log_format: xml\n", nil, []string{`log-format "xml"`}},
 		{"bad log level", "", []string{"--log-level", "loud"}, []string{`log-level "loud"`}},
 		{"zero concurrency", "", []string{"--concurrency", "0"}, []string{"concurrency must be between 1 and", "got 0"}},

@@ -86,6 +86,7 @@ func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 		w.Header().Set(requestIDHeader, id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		rec := &statusRecorder{ResponseWriter: w}
+		answered := s.edge(rec, r)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -97,7 +98,9 @@ func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 				}
 			}
 			route := r.Pattern
-			if route == "" {
+			if answered {
+				route = "cors-preflight"
+			} else if route == "" {
 				route = "unmatched"
 			} else if i := strings.IndexByte(route, ' '); i >= 0 {
 				route = route[i+1:] // "GET /v1/jobs" → "/v1/jobs"; the method is its own label
@@ -106,14 +109,17 @@ func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 			s.metrics.observe(r.Method, route, rec.status, elapsed)
 			if !s.cfg.NoAccessLog {
 				attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status,
-					"bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000, "request_id", id, "remote", r.RemoteAddr}
+					"bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000, "request_id", id,
+					"client_ip", s.clientIP(r).String(), "peer", r.RemoteAddr}
 				if k := callerKey(r.Context()); k != nil {
 					attrs = append(attrs, "key", k.Prefix)
 				}
 				s.log.Info("http request", attrs...)
 			}
 		}()
-		mux.ServeHTTP(rec, r)
+		if !answered {
+			mux.ServeHTTP(rec, r)
+		}
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -44,6 +45,12 @@ type Config struct {
 	MetricsAuth bool
 	// NoAccessLog turns off the per-request log line. Default false.
 	NoAccessLog bool
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that may
+	// call the API across origins (CORS); "*" allows any. Default none.
+	AllowedOrigins []string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// taking the client's IP address. Default none: the peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the HTTP API.

@@ -456,3 +456,42 @@ func TestMetricsAuth(t *testing.T) {
 	(&apiClient{t: t, url: srv.URL, key: srv.AdminKey}).want(200, "GET", "/metrics", "")
 	anon.want(200, "GET", "/healthz", "")
 }
+
+func TestSecurityHeadersAndCORS(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{NotStarted: true,
+		Server: server.Config{AllowedOrigins: []string{"https://app.example"}}})
+	c := &apiClient{t: t, url: srv.URL, key: srv.AdminKey}
+	// Every response carries the security headers, errors and 404s too.
+	for _, r := range []response{
+		c.do("GET", "/v1/jobs", ""),
+		c.do("GET", "/v1/nothing", ""),
+		(&apiClient{t: t, url: srv.URL}).do("GET", "/v1/jobs", ""),
+		c.do("GET", "/healthz", ""),
+	} {
+		if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("X-Frame-Options") != "DENY" ||
+			r.header.Get("Content-Security-Policy") == "" || r.header.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("status %d: security headers missing: %v", r.status, r.header)
+		}
+	}
+	// An allowed origin may read answers and preflight; another may not.
+	r := c.do("GET", "/v1/jobs", "", "Origin", "https://app.example")
+	if r.header.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+		t.Errorf("allowed origin: %v", r.header)
+	}
+	r = c.do("GET", "/v1/jobs", "", "Origin", "https://evil.example")
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("other origin: %d %v", r.status, r.header)
+	}
+	pre := c.do("OPTIONS", "/v1/jobs", "", "Origin", "https://app.example", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization, content-type")
+	if pre.status != 204 || pre.header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight: %d %v", pre.status, pre.header)
+	}
+	bad := c.do("OPTIONS", "/v1/jobs", "", "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+	if code, _ := bad.errorCode(t); bad.status != 403 || code != "permission_denied" || bad.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from another origin: %d %v", bad.status, bad.header)
+	}
+}
