@@ -21,8 +21,7 @@ import (
 const maxUniqueRounds = 100
 
 // Insert implements store.Store. Jobs without a unique key go in one
-// multi-row statement, which commits on its own and which concurrent
-// callers' such jobs may share (see combiner); with unique keys the work
+// multi-row statement, which commits on its own; with unique keys the work
 // needs several statements and runs in a transaction.
 func (s *Store) Insert(ctx context.Context, jobs []store.InsertParams) ([]store.InsertResult, error) {
 	if len(jobs) == 0 {
@@ -34,7 +33,7 @@ func (s *Store) Insert(ctx context.Context, jobs []store.InsertParams) ([]store.
 		err   error
 	)
 	if !hasUniqueKey(jobs) {
-		res, notes, err = s.insertCombined(ctx, jobs)
+		res, notes, err = s.insert(ctx, s.pool, jobs, s.origin)
 	} else {
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			var err error

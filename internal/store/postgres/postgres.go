@@ -102,7 +102,6 @@ type Config struct {
 
 // Store is the PostgreSQL implementation of store.Store. Create it with Open.
 type Store struct {
-	combiner *combiner
 	pool     *pgxpool.Pool
 	ownsPool bool
 	channel  string
@@ -151,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case cfg.VacuumEvery < 0:
 		cfg.VacuumEvery = 0
 	}
-	s := &Store{combiner: newCombiner(), channel: cfg.Channel, log: cfg.Logger, origin: newOrigin(), vacuumEvery: int64(cfg.VacuumEvery)}
+	s := &Store{channel: cfg.Channel, log: cfg.Logger, origin: newOrigin(), vacuumEvery: int64(cfg.VacuumEvery)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	if cfg.Pool != nil {
 		s.pool = cfg.Pool
