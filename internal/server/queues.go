@@ -7,6 +7,10 @@ import (
 )
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
+	for name := range r.URL.Query() {
+		s.fail(w, r, invalidf("unknown query parameter %q: queues are listed whole", name))
+		return
+	}
 	qs, err := s.c.Queues(r.Context())
 	if err != nil {
 		s.fail(w, r, err)

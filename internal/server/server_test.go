@@ -300,6 +300,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			{"bad limit", c, "GET", "/v1/jobs?limit=0", "", nil, 400, "invalid_argument", "limit"},
 			{"unknown filter", c, "GET", "/v1/jobs?colour=red", "", nil, 400, "invalid_argument", "colour"},
 			{"bad cursor", c, "GET", "/v1/jobs?cursor=xyz", "", nil, 400, "invalid_argument", "cursor"},
+			{"queue filter", c, "GET", "/v1/queues?name=x", "", nil, 400, "invalid_argument", `"name"`},
 			{"concurrency zero", c, "PATCH", "/v1/queues/default", `{"concurrency":0}`, nil, 400, "invalid_argument", "concurrency"},
 			{"empty patch", c, "PATCH", "/v1/queues/default", `{}`, nil, 400, "invalid_argument", "nothing"},
 			{"bad queue patch", c, "PATCH", "/v1/queues/a%20b", `{"paused":true}`, nil, 400, "invalid_argument", "queue"},
