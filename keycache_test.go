@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
 
 func TestKeyCacheHonoursTTLAndExpiry(t *testing.T) {
@@ -34,5 +36,33 @@ func TestKeyCacheHonoursTTLAndExpiry(t *testing.T) {
 	}
 	if n := len(kc.entries); n > keyCacheMax {
 		t.Errorf("cache holds %d entries, bound %d", n, keyCacheMax)
+	}
+}
+
+// Authenticate records a key's last use, at most once a minute.
+func TestAuthenticateRecordsLastUse(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, err := Open(ctx, Config{Database: "sqlite:" + testdb.SQLitePath(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	secret, key, err := c.CreateAPIKey(ctx, NewAPIKey{Name: "ci"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key.LastUsedAt != nil {
+		t.Fatalf("a new key has a last use: %v", key.LastUsedAt)
+	}
+	before := time.Now()
+	got, err := c.Authenticate(ctx, secret)
+	if err != nil || got.LastUsedAt == nil || got.LastUsedAt.Before(before.Add(-time.Second)) {
+		t.Fatalf("Authenticate = %+v, %v", got, err)
+	}
+	sum := sha256.Sum256([]byte(secret))
+	stored, err := c.store.APIKeyByHash(ctx, sum[:])
+	if err != nil || stored.LastUsedAt.Before(before.Add(-time.Second)) {
+		t.Fatalf("stored last use %v, %v; want about %v", stored.LastUsedAt, err, before)
 	}
 }

@@ -110,7 +110,8 @@ func (c *Client) EnsureAdminKey(ctx context.Context, secret string) (created boo
 }
 
 // Authenticate returns the key whose secret this is; ErrUnauthenticated if
-// there is none or it is revoked or expired.
+// there is none or it is revoked or expired. It records the key's use (at
+// most once a minute).
 func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("switchyard: %w: no API key", ErrUnauthenticated)
@@ -132,10 +133,25 @@ func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, erro
 	if !k.ExpiresAt.IsZero() && !time.Now().Before(k.ExpiresAt) {
 		return nil, fmt.Errorf("switchyard: %w: API key %s expired", ErrUnauthenticated, k.Prefix)
 	}
+	now := time.Now()
+	if now.Sub(k.LastUsedAt) >= keyTouchEvery {
+		// Recording the use is bookkeeping: a failure does not refuse the
+		// request.
+		if err := c.store.TouchAPIKey(ctx, k.ID); err != nil {
+			c.log.Warn("switchyard: record api key use", "key", k.Prefix, "err", err)
+		} else {
+			k.LastUsedAt = now
+		}
+	}
 	out := keyFromStore(k)
-	c.keys.put(sum, out, k.ExpiresAt, time.Now())
+	c.keys.put(sum, out, k.ExpiresAt, now)
 	return out, nil
 }
+
+// keyTouchEvery is how stale a key's recorded last use may get before a
+// request records it again: at most one write per key a minute, whatever
+// the request rate.
+const keyTouchEvery = time.Minute
 
 // keyCacheTTL is how long an authenticated key is trusted without reading
 // the store again. Reading it on every request cost a sixth of the server's

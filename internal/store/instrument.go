@@ -161,6 +161,11 @@ func (i *instrumented) APIKeyByHash(ctx context.Context, hash []byte) (_ *APIKey
 	return i.s.APIKeyByHash(ctx, hash)
 }
 
+func (i *instrumented) TouchAPIKey(ctx context.Context, id string) (err error) {
+	defer func(t time.Time) { i.done("touch_api_key", t, err) }(time.Now())
+	return i.s.TouchAPIKey(ctx, id)
+}
+
 func (i *instrumented) Listen(fn func(Notification)) { i.s.Listen(fn) }
 
 func (i *instrumented) Now(ctx context.Context) (_ time.Time, err error) {

@@ -312,6 +312,10 @@ type Store interface {
 	// expired ones included (the caller decides); ErrNotFound if none.
 	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
 
+	// TouchAPIKey records that a key was used now (database clock);
+	// ErrNotFound for an unknown id. Losing it in a crash is harmless.
+	TouchAPIKey(ctx context.Context, id string) error
+
 	// RescueExpired turns up to limit running jobs whose lease expired into
 	// retryable (at retryAt(job) from now) or dead when out of attempts,
 	// recording the error "lease expired". It returns how many it moved and

@@ -71,3 +71,15 @@ func timeOf(t pgtype.Timestamptz) time.Time {
 	}
 	return t.Time.UTC()
 }
+
+// TouchAPIKey implements store.Store.
+func (s *Store) TouchAPIKey(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, sqlTouchKey, id)
+	if err != nil {
+		return fmt.Errorf("postgres: touch api key: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: touch api key: %w", store.ErrNotFound)
+	}
+	return nil
+}

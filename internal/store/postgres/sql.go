@@ -316,6 +316,8 @@ VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8)`
 // nodes starting together.
 const sqlLockKeys = `LOCK TABLE switchyard.api_keys IN SHARE ROW EXCLUSIVE MODE`
 
+const sqlTouchKey = `UPDATE switchyard.api_keys SET last_used_at = now() WHERE id = $1`
+
 const sqlAnyKey = `SELECT EXISTS (SELECT 1 FROM switchyard.api_keys)`
 
 const sqlKeyByHash = `SELECT id, tenant_id, name, role, prefix, hash, created_at, expires_at, last_used_at, revoked_at

@@ -74,6 +74,22 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey, onlyIfNone boo
 	return created, nil
 }
 
+// TouchAPIKey records a key's use. Not durable on its own: losing it only
+// makes the key look used a little earlier.
+func (s *Store) TouchAPIKey(ctx context.Context, id string) error {
+	err := s.w.do(ctx, false, func(t *wtx) error {
+		n, err := t.execN(stTouchKey, t.nowUS, id)
+		if err == nil && n == 0 {
+			err = store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: touch api key: %w", err)
+	}
+	return nil
+}
+
 // RescueExpired turns running jobs whose lease expired into retryable or
 // dead. The expired jobs are read from the read pool and retryAt is called on
 // the caller's goroutine, so that no caller code runs on the writer; the

@@ -45,6 +45,7 @@ const (
 	stDeleteJob
 	stInsertKey
 	stAnyKey
+	stTouchKey
 	stRescueRetry
 	stRescueDead
 	stNextLeaseExpiry
@@ -216,6 +217,7 @@ var stmtSQL = func() [numStmts]string {
 	s[stInsertKey] = `INSERT INTO api_keys (id, tenant_id, name, role, prefix, hash, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	s[stAnyKey] = `SELECT EXISTS (SELECT 1 FROM api_keys)`
+	s[stTouchKey] = `UPDATE api_keys SET last_used_at = ? WHERE id = ?`
 
 	// Parameters: at, message, run_at, then the lease (id, attempt, token)
 	// and now: the job must still hold the lease the rescuer read, expired.

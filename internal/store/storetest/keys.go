@@ -50,6 +50,7 @@ var apiKeyTests = []suiteTest{
 	{"CreateAndFind", testAPIKeyCreateAndFind},
 	{"FirstKeyOnce", testAPIKeyFirstOnce},
 	{"PendingMigrations", testPendingMigrations},
+	{"Touch", testAPIKeyTouch},
 }
 
 func testKey(tenant, name string) store.APIKey {
@@ -130,4 +131,23 @@ func testPendingMigrations(t *testing.T, open opener) {
 	if n, err := e.s.PendingMigrations(e.ctx()); err != nil || n != 0 {
 		t.Errorf("PendingMigrations on a migrated store = %d, %v; want 0", n, err)
 	}
+}
+
+func testAPIKeyTouch(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	k := testKey(tenantA, "touched")
+	if _, err := e.s.CreateAPIKey(e.ctx(), k, false); err != nil {
+		t.Fatal(err)
+	}
+	before := e.now()
+	if err := e.s.TouchAPIKey(e.ctx(), k.ID); err != nil {
+		t.Fatalf("TouchAPIKey: %v", err)
+	}
+	after := e.now()
+	got, err := e.s.APIKeyByHash(e.ctx(), k.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "LastUsedAt", got.LastUsedAt, before, after)
+	wantErrIs(t, "TouchAPIKey of an unknown id", e.s.TouchAPIKey(e.ctx(), "key_unknown"), store.ErrNotFound)
 }
