@@ -2,6 +2,7 @@ package switchyard
 
 import (
 	"crypto/sha256"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,8 +13,8 @@ func TestKeyCacheHonoursTTLAndExpiry(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	var kc keyCache
 	a, b := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b"))
-	kc.put(a, &APIKey{ID: "a"}, time.Time{}, now)
-	kc.put(b, &APIKey{ID: "b"}, now.Add(time.Second), now) // expires before the TTL
+	kc.put(a, &APIKey{ID: "a"}, time.Time{}, now, 0)
+	kc.put(b, &APIKey{ID: "b"}, now.Add(time.Second), now, 0) // expires before the TTL
 
 	if k, ok := kc.get(a, now.Add(keyCacheTTL-time.Millisecond)); !ok || k.ID != "a" {
 		t.Fatalf("get within the TTL = %v, %v", k, ok)
@@ -30,9 +31,16 @@ func TestKeyCacheHonoursTTLAndExpiry(t *testing.T) {
 	if k2, _ := kc.get(a, now); k2.ID != "a" {
 		t.Errorf("the cached key was changed through a returned copy")
 	}
+	// A key read before a clear is not cached after it.
+	gen := kc.generation()
+	kc.clear()
+	kc.put(a, &APIKey{ID: "stale"}, time.Time{}, now, gen)
+	if _, ok := kc.get(a, now); ok {
+		t.Errorf("a key read before a clear was cached after it")
+	}
 	// A full cache starts over rather than growing.
 	for i := range keyCacheMax {
-		kc.put(sha256.Sum256([]byte{byte(i), byte(i >> 8)}), &APIKey{}, time.Time{}, now)
+		kc.put(sha256.Sum256([]byte{byte(i), byte(i >> 8)}), &APIKey{}, time.Time{}, now, 0)
 	}
 	if n := len(kc.entries); n > keyCacheMax {
 		t.Errorf("cache holds %d entries, bound %d", n, keyCacheMax)
@@ -64,5 +72,53 @@ func TestAuthenticateRecordsLastUse(t *testing.T) {
 	stored, err := c.store.APIKeyByHash(ctx, sum[:])
 	if err != nil || stored.LastUsedAt.Before(before.Add(-time.Second)) {
 		t.Fatalf("stored last use %v, %v; want about %v", stored.LastUsedAt, err, before)
+	}
+}
+
+// A revoked key stops working at once on the node that revoked it, and on
+// every other node when the store's notification arrives, though it was
+// cached there.
+func TestRevokedKeyStopsEverywhere(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := testdb.PostgresURL(t)
+	open := func() *Client {
+		c, err := Open(ctx, Config{Database: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := open(), open()
+	secret, key, err := a.CreateAPIKey(ctx, NewAPIKey{Name: "soon revoked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*Client{a, b} {
+		if _, err := c.Authenticate(ctx, secret); err != nil { // now cached
+			t.Fatal(err)
+		}
+	}
+	genB := b.keys.generation()
+	if err := a.RevokeAPIKey(ctx, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, secret); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("the revoking node still accepts the key: %v", err)
+	}
+	// The other node's cache is cleared by the revocation's notification
+	// (only a clear moves the generation), and then it refuses the key.
+	testdb.Poll(t, 30*time.Second, "the other node's cache to be cleared", func() bool {
+		return b.keys.generation() != genB
+	})
+	if _, err := b.Authenticate(ctx, secret); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("the other node still accepts the revoked key: %v", err)
+	}
+	if err := a.RevokeAPIKey(ctx, key.ID); !errors.Is(err, ErrConflict) {
+		t.Errorf("revoking twice: %v", err)
+	}
+	if err := a.RevokeAPIKey(ctx, "key_unknown"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("revoking an unknown key: %v", err)
 	}
 }

@@ -194,6 +194,11 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		c.store = store.Instrument(st, c.metrics.ObserveStore)
 	}
 	st.Listen(func(n store.Notification) {
+		switch n.Kind {
+		case store.NotifyKeys, store.NotifyResync:
+			// A key was revoked somewhere, or news of one may be lost.
+			c.keys.clear()
+		}
 		if r := c.runner.Load(); r != nil {
 			r.Notify(n)
 		}

@@ -166,6 +166,11 @@ func (i *instrumented) TouchAPIKey(ctx context.Context, id string) (err error) {
 	return i.s.TouchAPIKey(ctx, id)
 }
 
+func (i *instrumented) RevokeAPIKey(ctx context.Context, tenantID, id string) (err error) {
+	defer func(t time.Time) { i.done("revoke_api_key", t, err) }(time.Now())
+	return i.s.RevokeAPIKey(ctx, tenantID, id)
+}
+
 func (i *instrumented) Listen(fn func(Notification)) { i.s.Listen(fn) }
 
 func (i *instrumented) Now(ctx context.Context) (_ time.Time, err error) {

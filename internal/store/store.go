@@ -205,6 +205,8 @@ const (
 	NotifyQueue = "queue"
 	// NotifyLeader: the leader resigned; others may try to lead at once.
 	NotifyLeader = "leader"
+	// NotifyKeys: an API key was revoked; caches of keys must be dropped.
+	NotifyKeys = "keys"
 	// NotifyResync: notifications may have been lost (the listener
 	// reconnected); every consumer should re-check its state.
 	NotifyResync = "resync"
@@ -315,6 +317,11 @@ type Store interface {
 	// TouchAPIKey records that a key was used now (database clock);
 	// ErrNotFound for an unknown id. Losing it in a crash is harmless.
 	TouchAPIKey(ctx context.Context, id string) error
+
+	// RevokeAPIKey ends a key of the tenant now and sends a NotifyKeys;
+	// ErrNotFound for an unknown id or another tenant's, ErrConflict if it
+	// is revoked already.
+	RevokeAPIKey(ctx context.Context, tenantID, id string) error
 
 	// RescueExpired turns up to limit running jobs whose lease expired into
 	// retryable (at retryAt(job) from now) or dead when out of attempts,

@@ -83,3 +83,20 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// RevokeAPIKey implements store.Store. Other nodes hear of it through the
+// publisher and drop their cached keys.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string) error {
+	var revoked, exists bool
+	if err := s.pool.QueryRow(ctx, sqlRevokeKey, id, tenantID).Scan(&revoked, &exists); err != nil {
+		return fmt.Errorf("postgres: revoke api key: %w", err)
+	}
+	switch {
+	case !exists:
+		return fmt.Errorf("postgres: revoke api key: %w", store.ErrNotFound)
+	case !revoked:
+		return fmt.Errorf("postgres: revoke api key: key %s is revoked already: %w", id, store.ErrConflict)
+	}
+	s.publish(store.Notification{Kind: store.NotifyKeys})
+	return nil
+}

@@ -318,6 +318,15 @@ const sqlLockKeys = `LOCK TABLE switchyard.api_keys IN SHARE ROW EXCLUSIVE MODE`
 
 const sqlTouchKey = `UPDATE switchyard.api_keys SET last_used_at = now() WHERE id = $1`
 
+// sqlRevokeKey revokes a live key; the second column says whether the key
+// exists at all (revoked already or not).
+const sqlRevokeKey = `WITH upd AS (
+	UPDATE switchyard.api_keys SET revoked_at = now()
+	WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL
+	RETURNING id
+)
+SELECT EXISTS (SELECT 1 FROM upd), EXISTS (SELECT 1 FROM switchyard.api_keys WHERE id = $1 AND tenant_id = $2)`
+
 const sqlAnyKey = `SELECT EXISTS (SELECT 1 FROM switchyard.api_keys)`
 
 const sqlKeyByHash = `SELECT id, tenant_id, name, role, prefix, hash, created_at, expires_at, last_used_at, revoked_at

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -86,6 +88,31 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: touch api key: %w", err)
+	}
+	return nil
+}
+
+// RevokeAPIKey ends a key and tells every Store on the file.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string) error {
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		n, err := t.execN(stRevokeKey, t.nowUS, id, tenantID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var revoked bool
+			if err := t.queryRow(stKeyRevoked, id, tenantID).Scan(&revoked); errors.Is(err, sql.ErrNoRows) {
+				return store.ErrNotFound
+			} else if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: key %s is revoked already", store.ErrConflict, id)
+		}
+		t.notify(store.Notification{Kind: store.NotifyKeys})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: revoke api key: %w", err)
 	}
 	return nil
 }

@@ -46,6 +46,8 @@ const (
 	stInsertKey
 	stAnyKey
 	stTouchKey
+	stRevokeKey
+	stKeyRevoked
 	stRescueRetry
 	stRescueDead
 	stNextLeaseExpiry
@@ -218,6 +220,8 @@ var stmtSQL = func() [numStmts]string {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	s[stAnyKey] = `SELECT EXISTS (SELECT 1 FROM api_keys)`
 	s[stTouchKey] = `UPDATE api_keys SET last_used_at = ? WHERE id = ?`
+	s[stRevokeKey] = `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL`
+	s[stKeyRevoked] = `SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = ? AND tenant_id = ?`
 
 	// Parameters: at, message, run_at, then the lease (id, attempt, token)
 	// and now: the job must still hold the lease the rescuer read, expired.

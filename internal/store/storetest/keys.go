@@ -51,6 +51,7 @@ var apiKeyTests = []suiteTest{
 	{"FirstKeyOnce", testAPIKeyFirstOnce},
 	{"PendingMigrations", testPendingMigrations},
 	{"Touch", testAPIKeyTouch},
+	{"Revoke", testAPIKeyRevoke},
 }
 
 func testKey(tenant, name string) store.APIKey {
@@ -150,4 +151,29 @@ func testAPIKeyTouch(t *testing.T, open opener) {
 	}
 	within(t, "LastUsedAt", got.LastUsedAt, before, after)
 	wantErrIs(t, "TouchAPIKey of an unknown id", e.s.TouchAPIKey(e.ctx(), "key_unknown"), store.ErrNotFound)
+}
+
+func testAPIKeyRevoke(t *testing.T, open opener) {
+	e := newListeningEnv(t, open)
+	k := testKey(tenantA, "revoked")
+	if _, err := e.s.CreateAPIKey(e.ctx(), k, false); err != nil {
+		t.Fatal(err)
+	}
+	wantErrIs(t, "RevokeAPIKey of an unknown id", e.s.RevokeAPIKey(e.ctx(), tenantA, "key_unknown"), store.ErrNotFound)
+	wantErrIs(t, "RevokeAPIKey by another tenant", e.s.RevokeAPIKey(e.ctx(), tenantB, k.ID), store.ErrNotFound)
+	if got, err := e.s.APIKeyByHash(e.ctx(), k.Hash); err != nil || !got.RevokedAt.IsZero() {
+		t.Fatalf("a refused revocation changed the key: %+v, %v", got, err)
+	}
+	before := e.now()
+	if err := e.s.RevokeAPIKey(e.ctx(), tenantA, k.ID); err != nil {
+		t.Fatalf("RevokeAPIKey: %v", err)
+	}
+	after := e.now()
+	got, err := e.s.APIKeyByHash(e.ctx(), k.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, "RevokedAt", got.RevokedAt, before, after)
+	e.waitFor(store.NotifyKeys, func(n store.Notification) bool { return n.Kind == store.NotifyKeys })
+	wantErrIs(t, "a second RevokeAPIKey", e.s.RevokeAPIKey(e.ctx(), tenantA, k.ID), store.ErrConflict)
 }
