@@ -15,8 +15,10 @@ import (
 func TestBenchIngest(t *testing.T) {
 	t.Parallel()
 	db := "sqlite:" + testdb.SQLitePath(t)
+	// A request count, not a duration, so that a slow machine cannot leave
+	// the measured window empty.
 	out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--db", db, "--duration", "300ms",
-		"--connections", "4", "--json")
+		"--connections", "4", "--jobs", "200", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

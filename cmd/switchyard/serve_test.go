@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -640,8 +641,22 @@ func TestServeShutdownFinishesRunningJobs(t *testing.T) {
 	t.Parallel()
 	p, db, key := startSQLiteServe(t)
 	a := newServeAPI(t, p.url)
-	job := a.enqueue(t, key, `{"kind":"sleep","args":{"duration":"300ms"}}`)
-	a.waitRunning(t, key, job.ID)
+	// The job calls a receiver that holds the call until the shutdown has
+	// begun: the job is surely running (not just leased) when it does.
+	called := make(chan struct{}, 1)
+	release := make(chan struct{})
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called <- struct{}{}
+		<-release
+	}))
+	defer receiver.Close()
+	job := a.enqueue(t, key, `{"kind":"http","args":{"url":"`+receiver.URL+`"}}`)
+	testdb.Receive(t, called, "the job's call")
+	p.cancel() // as SIGTERM does
+	testdb.Poll(t, 30*time.Second, "the shutdown to begin", func() bool {
+		return strings.Contains(p.stderr.String(), "switchyard shutting down")
+	})
+	close(release) // the job finishes during the shutdown
 	p.mustStop(t)
 	if got := serveStoredJob(t, db, job.ID); got.State != switchyard.StateSucceeded {
 		t.Fatalf("job after shutdown: %s (errors %+v), want succeeded", got.State, got.Errors)
@@ -697,11 +712,16 @@ func TestServePostgres(t *testing.T) {
 		t.Errorf("second start printed %q", out)
 	}
 	a2 := newServeAPI(t, p2.url)
-	code, b := a2.do(t, "GET", "/v1/jobs/"+job.ID, m[1], "")
-	var got serveJob
-	if code != http.StatusOK || json.Unmarshal(b, &got) != nil || got.State != switchyard.StateSucceeded {
-		t.Errorf("job after shutdown: %d %s, want succeeded", code, b)
-	}
+	// It finished during the shutdown, or (if it was leased but not yet
+	// started when the shutdown came) was released and runs now: never lost.
+	testdb.Poll(t, 30*time.Second, "the job to succeed", func() bool {
+		code, b := a2.do(t, "GET", "/v1/jobs/"+job.ID, m[1], "")
+		var got serveJob
+		if code != http.StatusOK || json.Unmarshal(b, &got) != nil {
+			t.Fatalf("GET job: %d %s", code, b)
+		}
+		return got.State == switchyard.StateSucceeded
+	})
 	p2.mustStop(t)
 }
 
