@@ -141,6 +141,12 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[int64]*runningJob
+	// cancelledEarly holds the last cancellations that found no running
+	// job: one leased here but not yet started must not start. The ring
+	// bounds it; the ids of other nodes' jobs simply age out.
+	cancelledEarly     map[int64]struct{}
+	cancelledEarlyRing [256]int64
+	cancelledEarlyNext int
 
 	stopFetch  chan struct{} // closed to stop fetch loops
 	fetchWG    sync.WaitGroup
@@ -356,12 +362,30 @@ func leaseOf(j *store.Job) store.Lease {
 func (r *Runner) cancelRunning(id int64, cause error) bool {
 	r.mu.Lock()
 	rj := r.running[id]
+	if rj == nil && errors.Is(cause, errJobCancelled) {
+		r.rememberCancel(id)
+	}
 	r.mu.Unlock()
 	if rj == nil {
 		return false
 	}
 	rj.cancel(cause)
 	return true
+}
+
+// rememberCancel records a cancellation that found no running job. r.mu
+// must be held.
+func (r *Runner) rememberCancel(id int64) {
+	if r.cancelledEarly == nil {
+		r.cancelledEarly = make(map[int64]struct{}, len(r.cancelledEarlyRing))
+	}
+	slot := &r.cancelledEarlyRing[r.cancelledEarlyNext%len(r.cancelledEarlyRing)]
+	if *slot != 0 {
+		delete(r.cancelledEarly, *slot)
+	}
+	*slot = id
+	r.cancelledEarly[id] = struct{}{}
+	r.cancelledEarlyNext++
 }
 
 // RunningCount reports the attempts running in this process.
@@ -387,8 +411,17 @@ func (r *Runner) execute(job *store.Job) {
 		defer cancelTimeout()
 	}
 	r.mu.Lock()
-	r.running[job.ID] = &runningJob{job: job, cancel: cancel}
+	_, cancelled := r.cancelledEarly[job.ID]
+	if !cancelled {
+		r.running[job.ID] = &runningJob{job: job, cancel: cancel}
+	}
 	r.mu.Unlock()
+	if cancelled {
+		// Cancelled after it was leased here and before it started: the
+		// cancel voided its lease, so there is nothing to run or record.
+		r.log.Debug("queue: job cancelled before it started", "job", job.ID)
+		return
+	}
 	signal(r.jobStarted)
 	if r.cfg.OnStart != nil {
 		r.cfg.OnStart(job)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,33 @@ func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	if _, err := New(Config{NodeID: "n"}); err == nil || !strings.Contains(err.Error(), "Store is required") {
 		t.Fatalf("missing store: %v", err)
+	}
+}
+
+// A job cancelled after it was leased here and before a worker started it
+// does not start.
+func TestCancelBeforeStartSkipsTheJob(t *testing.T) {
+	t.Parallel()
+	reg := NewRegistry()
+	ran := 0
+	reg.Add(&Kind{Name: "k", Handler: func(ctx context.Context, exec *Execution) error { ran++; return nil }})
+	r := &Runner{cfg: Config{Registry: reg}, running: map[int64]*runningJob{}, jobStarted: make(chan struct{}, 1)}
+	r.log = slog.New(slog.DiscardHandler)
+	r.workCtx, r.cancelWork = context.WithCancelCause(context.Background())
+	defer r.cancelWork(nil)
+
+	if r.cancelRunning(7, errJobCancelled) {
+		t.Fatal("cancelRunning found a running job 7")
+	}
+	r.execute(&store.Job{ID: 7, Kind: "k", Attempt: 1, LeaseToken: 1})
+	if ran != 0 || len(r.running) != 0 {
+		t.Fatalf("the cancelled job ran (%d) or stayed registered (%d)", ran, len(r.running))
+	}
+	// The ring forgets old ids: after 256 more cancellations job 7 would run.
+	for id := int64(100); id < 100+int64(len(r.cancelledEarlyRing)); id++ {
+		r.cancelRunning(id, errJobCancelled)
+	}
+	if _, ok := r.cancelledEarly[7]; ok || len(r.cancelledEarly) != len(r.cancelledEarlyRing) {
+		t.Fatalf("ring holds %d ids, 7 still in it: %v", len(r.cancelledEarly), ok)
 	}
 }
