@@ -68,7 +68,7 @@ func TestBenchIngestRemote(t *testing.T) {
 	t.Parallel()
 	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{NotStarted: true})
 	out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--server", srv.URL, "--api-key", srv.AdminKey,
-		"--duration", "200ms", "--connections", "2", "--json")
+		"--duration", "200ms", "--connections", "2", "--jobs", "100", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -81,7 +81,7 @@ func TestBenchIngestRemote(t *testing.T) {
 	}
 
 	_, errOut, code = runCLI(t, "bench", "--mode", "ingest", "--server", srv.URL, "--api-key", "sy_wrong",
-		"--duration", "200ms", "--connections", "2")
+		"--duration", "200ms", "--connections", "2", "--jobs", "20")
 	if code != 1 || !strings.Contains(errOut, "request(s) failed") || !strings.Contains(errOut, "401") ||
 		!strings.Contains(errOut, `"code":"unauthenticated"`) {
 		t.Fatalf("wrong key: exit %d, stderr %q", code, errOut)
