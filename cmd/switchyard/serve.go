@@ -140,7 +140,7 @@ func (s *serveSettings) check() error {
 	if err != nil {
 		errs = append(errs, err)
 	} else if backend == "postgres" {
-		if _, err := pgURLCheck(s.db); err != nil {
+		if err := pgURLCheck(s.db); err != nil {
 			errs = append(errs, fmt.Errorf("db: %w", err))
 		}
 	}
@@ -198,15 +198,15 @@ func (s *serveSettings) proxies() ([]netip.Prefix, error) {
 
 // pgURLCheck rejects a PostgreSQL URL that cannot be parsed, before any
 // connection is tried.
-func pgURLCheck(db string) (string, error) {
+func pgURLCheck(db string) error {
 	u, err := url.Parse(db)
 	if err != nil {
-		return "", fmt.Errorf("malformed PostgreSQL URL: %w", err)
+		return fmt.Errorf("malformed PostgreSQL URL: %w", err)
 	}
 	if u.Host == "" && u.Query().Get("host") == "" {
-		return "", errors.New("PostgreSQL URL has no host, as in postgres://user@127.0.0.1:5432/db")
+		return errors.New("PostgreSQL URL has no host, as in postgres://user@127.0.0.1:5432/db")
 	}
-	return u.Host, nil
+	return nil
 }
 
 // keyFilePath is where the first-start key goes by default: beside the

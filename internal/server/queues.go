@@ -39,12 +39,8 @@ func (s *Server) updateQueue(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalidf("field \"concurrency\" must be between 1 and %d, got %d", switchyard.MaxQueueConcurrency, *u.Concurrency))
 		return
 	}
-	// Validate the name before changing anything, so a bad request changes
-	// nothing.
-	if _, err := s.c.Queue(r.Context(), name); err != nil {
-		s.fail(w, r, err)
-		return
-	}
+	// Both setters check the name before writing, and the values are
+	// checked above: a bad request changes nothing.
 	if u.Concurrency != nil {
 		if err := s.c.SetQueueConcurrency(r.Context(), name, *u.Concurrency); err != nil {
 			s.fail(w, r, err)
