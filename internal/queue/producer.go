@@ -8,14 +8,15 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
-// producer owns one queue: a fetch loop that leases jobs into a channel and a
+// producer owns one queue of one tenant: a fetch loop that leases jobs into a channel and a
 // pool of worker goroutines that run them. The pool is sized to the queue's
 // concurrency and changes only when that does, so no goroutine is spawned
 // per job.
 type producer struct {
-	r     *Runner
-	queue string
-	base  int // this node's configured concurrency for the queue
+	r      *Runner
+	tenant string
+	queue  string
+	base   int // this node's configured concurrency for the queue
 
 	// limit is the effective concurrency: the queue's stored override, or
 	// base. Written by the fetch loop, read by workers deciding to retire.
@@ -31,9 +32,10 @@ type producer struct {
 	queueChanged chan struct{} // the queue's settings may have changed
 }
 
-func newProducer(r *Runner, queue string, concurrency int) *producer {
+func newProducer(r *Runner, tenant, queue string, concurrency int) *producer {
 	p := &producer{
 		r:            r,
+		tenant:       tenant,
 		queue:        queue,
 		base:         concurrency,
 		jobs:         make(chan *store.Job, concurrency),
@@ -111,7 +113,7 @@ func (p *producer) fetchLoop() {
 		if err == nil {
 			break
 		}
-		p.r.log.Error("queue: read settings", "queue", p.queue, "err", err)
+		p.r.log.Error("queue: read settings", "tenant", p.tenant, "queue", p.queue, "err", err)
 		select {
 		case <-p.r.stopFetch:
 			return
@@ -130,7 +132,7 @@ func (p *producer) fetchLoop() {
 				n, err := p.fetch(limit)
 				switch {
 				case err != nil:
-					p.r.log.Error("queue: fetch", "queue", p.queue, "err", err)
+					p.r.log.Error("queue: fetch", "tenant", p.tenant, "queue", p.queue, "err", err)
 					retry = time.NewTimer(backoff)
 					retryC = retry.C
 					backoff = min(backoff*2, 5*time.Second)
@@ -180,7 +182,7 @@ func (p *producer) fetch(limit int) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	jobs, err := p.r.cfg.Store.Lease(ctx, store.LeaseParams{
-		TenantID: p.r.cfg.TenantID,
+		TenantID: p.tenant,
 		Queue:    p.queue,
 		Limit:    limit,
 		LeasedBy: p.r.cfg.NodeID,
@@ -203,12 +205,12 @@ func (p *producer) fetch(limit int) (int, error) {
 func (p *producer) refreshSettings() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	qs, err := p.r.cfg.Store.QueueSettings(ctx, p.r.cfg.TenantID, p.queue)
+	qs, err := p.r.cfg.Store.QueueSettings(ctx, p.tenant, p.queue)
 	if err != nil {
 		return err
 	}
 	if qs.Paused != p.paused {
-		p.r.log.Info("queue: paused flag changed", "queue", p.queue, "paused", qs.Paused)
+		p.r.log.Info("queue: paused flag changed", "tenant", p.tenant, "queue", p.queue, "paused", qs.Paused)
 	}
 	p.paused = qs.Paused
 	limit := int64(p.base)
@@ -216,7 +218,7 @@ func (p *producer) refreshSettings() error {
 		limit = int64(qs.Concurrency)
 	}
 	if old := p.limit.Swap(limit); old != limit {
-		p.r.log.Info("queue: concurrency changed", "queue", p.queue, "from", old, "to", limit)
+		p.r.log.Info("queue: concurrency changed", "tenant", p.tenant, "queue", p.queue, "from", old, "to", limit)
 	}
 	p.grow()
 	return nil
@@ -224,6 +226,6 @@ func (p *producer) refreshSettings() error {
 
 func (p *producer) logRefreshError(err error) {
 	if err != nil {
-		p.r.log.Error("queue: read settings", "queue", p.queue, "err", err)
+		p.r.log.Error("queue: read settings", "tenant", p.tenant, "queue", p.queue, "err", err)
 	}
 }

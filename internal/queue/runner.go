@@ -37,13 +37,18 @@ type Config struct {
 	TenantID string
 	// NodeID identifies this process in leases and leadership. Required.
 	NodeID string
-	// Queues to work, by name. Empty (and AllQueues false): the runner only
-	// does maintenance.
+	// Queues to work, by name. Empty (and AllQueues and AllTenants false):
+	// the runner only does maintenance. With AllTenants, it sets the
+	// concurrency of the named queues in every tenant, which are worked as
+	// they are found.
 	Queues map[string]QueueConfig
 	// AllQueues also works every other queue of the tenant, each with
 	// DefaultConcurrency: those with waiting jobs or settings at start, and
 	// any that gets jobs later (its insert notification starts it).
 	AllQueues bool
+	// AllTenants works every queue of every tenant, as AllQueues does for
+	// one; TenantID is then ignored. Default false.
+	AllTenants bool
 	// DefaultConcurrency is the per-node concurrency of queues AllQueues
 	// finds. Default 100.
 	DefaultConcurrency int
@@ -127,9 +132,9 @@ func (c *Config) setDefaults() error {
 type Runner struct {
 	cfg Config
 	log *slog.Logger
-	// producers by queue name: an immutable map replaced whole when a
-	// queue is added, so Notify reads it without a lock.
-	producers  atomic.Pointer[map[string]*producer]
+	// producers by tenant and queue: an immutable map replaced whole when
+	// a queue is added, so Notify reads it without a lock.
+	producers  atomic.Pointer[map[store.TenantQueue]*producer]
 	addMu      sync.Mutex // serialises adding producers
 	stopping   bool       // under addMu: no more producers
 	discover   chan struct{}
@@ -181,9 +186,11 @@ func New(cfg Config) (*Runner, error) {
 		jobStarted: make(chan struct{}, 1),
 	}
 	r.workCtx, r.cancelWork = context.WithCancelCause(context.Background())
-	ps := map[string]*producer{}
-	for name, q := range cfg.Queues {
-		ps[name] = newProducer(r, name, q.Concurrency)
+	ps := map[store.TenantQueue]*producer{}
+	if !cfg.AllTenants {
+		for name, q := range cfg.Queues {
+			ps[store.TenantQueue{TenantID: cfg.TenantID, Queue: name}] = newProducer(r, cfg.TenantID, name, q.Concurrency)
+		}
 	}
 	r.producers.Store(&ps)
 	r.completer = newCompleter(r)
@@ -196,11 +203,12 @@ func New(cfg Config) (*Runner, error) {
 func (r *Runner) Notify(n store.Notification) {
 	switch n.Kind {
 	case store.NotifyInsert:
-		if n.TenantID == r.cfg.TenantID {
-			if p := (*r.producers.Load())[n.Queue]; p != nil {
+		if r.works(n.TenantID) {
+			key := store.TenantQueue{TenantID: n.TenantID, Queue: n.Queue}
+			if p := (*r.producers.Load())[key]; p != nil {
 				signal(p.wake)
-			} else if r.cfg.AllQueues && r.started.Load() {
-				r.addQueue(n.Queue)
+			} else if r.discovers() && r.started.Load() {
+				r.addQueue(key)
 			}
 		}
 	case store.NotifyScheduled:
@@ -208,11 +216,12 @@ func (r *Runner) Notify(n store.Notification) {
 	case store.NotifyCancel:
 		r.cancelRunning(n.JobID, errJobCancelled)
 	case store.NotifyQueue:
-		if n.TenantID == r.cfg.TenantID {
-			if p := (*r.producers.Load())[n.Queue]; p != nil {
+		if r.works(n.TenantID) {
+			key := store.TenantQueue{TenantID: n.TenantID, Queue: n.Queue}
+			if p := (*r.producers.Load())[key]; p != nil {
 				signal(p.queueChanged)
-			} else if r.cfg.AllQueues && r.started.Load() {
-				r.addQueue(n.Queue)
+			} else if r.discovers() && r.started.Load() {
+				r.addQueue(key)
 			}
 		}
 	case store.NotifyLeader:
@@ -227,6 +236,35 @@ func (r *Runner) Notify(n store.Notification) {
 	}
 }
 
+// works reports whether this runner works queues of the tenant.
+func (r *Runner) works(tenantID string) bool {
+	if r.cfg.AllTenants {
+		return tenantID != ""
+	}
+	return tenantID == r.cfg.TenantID
+}
+
+// discovers reports whether this runner works queues it was not configured
+// with, as it finds them.
+func (r *Runner) discovers() bool { return r.cfg.AllQueues || r.cfg.AllTenants }
+
+// findQueues lists the queues this runner discovers: those of its tenant,
+// or of every tenant.
+func (r *Runner) findQueues(ctx context.Context) ([]store.TenantQueue, error) {
+	if r.cfg.AllTenants {
+		return r.cfg.Store.AllQueueNames(ctx)
+	}
+	names, err := r.cfg.Store.QueueNames(ctx, r.cfg.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	qs := make([]store.TenantQueue, len(names))
+	for i, name := range names {
+		qs[i] = store.TenantQueue{TenantID: r.cfg.TenantID, Queue: name}
+	}
+	return qs, nil
+}
+
 // Start starts the fetch loops, workers, completer, heartbeater and
 // maintenance. ctx bounds startup only.
 func (r *Runner) Start(ctx context.Context) error {
@@ -237,14 +275,14 @@ func (r *Runner) Start(ctx context.Context) error {
 	for _, p := range *r.producers.Load() {
 		p.start()
 	}
-	if r.cfg.AllQueues {
-		names, err := r.cfg.Store.QueueNames(ctx, r.cfg.TenantID)
+	if r.discovers() {
+		qs, err := r.findQueues(ctx)
 		if err != nil {
 			r.Stop(ctx)
 			return fmt.Errorf("queue: start: find queues: %w", err)
 		}
-		for _, name := range names {
-			r.addQueue(name)
+		for _, q := range qs {
+			r.addQueue(q)
 		}
 		r.bgWG.Add(1)
 		go r.discoverLoop()
@@ -311,24 +349,29 @@ func (r *Runner) stop(ctx context.Context) error {
 }
 
 // addQueue starts working a queue this runner does not work yet, with the
-// default concurrency. It does not block on the store: the new fetch loop
-// reads the queue's settings itself.
-func (r *Runner) addQueue(name string) {
+// default concurrency (or, with AllTenants, the one Queues gives its name).
+// It does not block on the store: the new fetch loop reads the queue's
+// settings itself.
+func (r *Runner) addQueue(key store.TenantQueue) {
 	r.addMu.Lock()
 	defer r.addMu.Unlock()
 	old := *r.producers.Load()
-	if r.stopping || old[name] != nil {
+	if r.stopping || old[key] != nil {
 		return
 	}
-	ps := make(map[string]*producer, len(old)+1)
+	ps := make(map[store.TenantQueue]*producer, len(old)+1)
 	for k, v := range old {
 		ps[k] = v
 	}
-	p := newProducer(r, name, r.cfg.DefaultConcurrency)
-	ps[name] = p
+	concurrency := r.cfg.DefaultConcurrency
+	if q, ok := r.cfg.Queues[key.Queue]; ok && r.cfg.AllTenants {
+		concurrency = q.Concurrency
+	}
+	p := newProducer(r, key.TenantID, key.Queue, concurrency)
+	ps[key] = p
 	r.producers.Store(&ps)
 	p.start()
-	r.log.Debug("queue: working new queue", "queue", name)
+	r.log.Debug("queue: working new queue", "tenant", key.TenantID, "queue", key.Queue)
 }
 
 // discoverLoop looks for queues whose first insert notification this process
@@ -342,14 +385,14 @@ func (r *Runner) discoverLoop() {
 		case <-r.discover:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		names, err := r.cfg.Store.QueueNames(ctx, r.cfg.TenantID)
+		qs, err := r.findQueues(ctx)
 		cancel()
 		if err != nil {
 			r.log.Error("queue: find queues", "err", err)
 			continue
 		}
-		for _, name := range names {
-			r.addQueue(name)
+		for _, q := range qs {
+			r.addQueue(q)
 		}
 	}
 }

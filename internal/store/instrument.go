@@ -12,7 +12,7 @@ type Observer func(op string, d time.Duration, err error)
 // Instrument wraps s so every operation reports its latency to observe.
 // Listen, Backend and Close pass straight through.
 func Instrument(s Store, observe Observer) Store {
-	return &instrumented{s: s, observe: observe}
+	return &instrumented{Access: s, s: s, observe: observe}
 }
 
 // Unwrap returns the store Instrument wrapped, or s itself; for the few
@@ -26,6 +26,9 @@ func Unwrap(s Store) Store {
 }
 
 type instrumented struct {
+	// Access passes through unobserved: its calls are rare next to the
+	// job engine's.
+	Access
 	s       Store
 	observe Observer
 }

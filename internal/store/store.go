@@ -205,7 +205,8 @@ const (
 	NotifyQueue = "queue"
 	// NotifyLeader: the leader resigned; others may try to lead at once.
 	NotifyLeader = "leader"
-	// NotifyKeys: an API key was revoked; caches of keys must be dropped.
+	// NotifyKeys: a credential, membership or role changed (a key or a
+	// refresh family revoked, a role changed); caches of them must be dropped.
 	NotifyKeys = "keys"
 	// NotifyResync: notifications may have been lost (the listener
 	// reconnected); every consumer should re-check its state.
@@ -229,6 +230,8 @@ type Notification struct {
 // concurrent use. Times that must agree across nodes (run_at, lease expiry,
 // promotion, retention) are computed with the database clock.
 type Store interface {
+	Access
+
 	// Backend names the driver: "sqlite" or "postgres".
 	Backend() string
 

@@ -58,6 +58,23 @@ func (s *Store) QueueNames(ctx context.Context, tenantID string) ([]string, erro
 	return names, nil
 }
 
+// AllQueueNames implements store.Store.
+func (s *Store) AllQueueNames(ctx context.Context) ([]store.TenantQueue, error) {
+	rows, err := s.pool.Query(ctx, sqlAllQueueNames)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: all queue names: %w", err)
+	}
+	qs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.TenantQueue, error) {
+		var q store.TenantQueue
+		err := row.Scan(&q.TenantID, &q.Queue)
+		return q, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: all queue names: %w", err)
+	}
+	return qs, nil
+}
+
 // Queues implements store.Store. Queues come ordered by name.
 func (s *Store) Queues(ctx context.Context, tenantID string) ([]store.Queue, error) {
 	rows, err := s.pool.Query(ctx, sqlQueues, tenantID)

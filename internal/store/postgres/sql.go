@@ -301,6 +301,21 @@ SELECT queue FROM avail WHERE queue IS NOT NULL
 UNION SELECT name FROM switchyard.queues WHERE tenant_id = $1
 UNION SELECT DISTINCT queue FROM switchyard.jobs WHERE tenant_id = $1 AND state IN ('scheduled', 'retryable')`
 
+// sqlAllQueueNames is sqlQueueNames over every tenant: the loose index scan
+// walks jobs_fetch by (tenant_id, queue).
+const sqlAllQueueNames = `WITH RECURSIVE avail AS (
+	(SELECT tenant_id, queue FROM switchyard.jobs WHERE state = 'available' ORDER BY tenant_id, queue LIMIT 1)
+	UNION ALL
+	SELECT nxt.tenant_id, nxt.queue FROM avail, LATERAL (
+		SELECT tenant_id, queue FROM switchyard.jobs
+		WHERE state = 'available' AND (tenant_id, queue) > (avail.tenant_id, avail.queue)
+		ORDER BY tenant_id, queue LIMIT 1
+	) nxt
+)
+SELECT tenant_id, queue FROM avail
+UNION SELECT tenant_id, name FROM switchyard.queues
+UNION SELECT DISTINCT tenant_id, queue FROM switchyard.jobs WHERE state IN ('scheduled', 'retryable')`
+
 const sqlDeleteJob = `WITH prev AS (
 	SELECT ` + jobColumns + ` FROM switchyard.jobs WHERE id = $1 AND tenant_id = $2 FOR UPDATE
 ), del AS (

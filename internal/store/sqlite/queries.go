@@ -271,6 +271,7 @@ const (
 	rsQueueCounts
 	rsQueueRows
 	rsQueueNames
+	rsAllQueueNames
 	rsKeyByHash
 	rsMigrationsTableExists
 	rsMigrationApplied
@@ -285,6 +286,11 @@ var readSQL = [numReadStmts]string{
 	rsQueueRows:     `SELECT name, paused, concurrency, updated_at FROM queues WHERE tenant_id = ?`,
 	rsQueueNames: `SELECT name FROM queues WHERE tenant_id = ?1
 		UNION SELECT DISTINCT queue FROM jobs WHERE tenant_id = ?1 AND state IN ('available', 'scheduled', 'retryable')`,
+	// Available jobs are found through jobs_fetch, which covers (tenant_id,
+	// queue), and scheduled or retryable ones through jobs_pending.
+	rsAllQueueNames: `SELECT tenant_id, name FROM queues
+		UNION SELECT tenant_id, queue FROM jobs WHERE state = 'available'
+		UNION SELECT tenant_id, queue FROM jobs WHERE state IN ('scheduled', 'retryable')`,
 	rsMigrationsTableExists: `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')`,
 	rsMigrationApplied:      `SELECT count(*) FROM schema_migrations WHERE version = ?`,
 	rsKeyByHash: `SELECT id, tenant_id, name, role, prefix, hash, created_at, expires_at, last_used_at, revoked_at

@@ -223,6 +223,32 @@ func (s *Store) QueueNames(ctx context.Context, tenantID string) ([]string, erro
 	return names, nil
 }
 
+// AllQueueNames lists the queues of every tenant with a settings row or
+// waiting jobs.
+func (s *Store) AllQueueNames(ctx context.Context) ([]store.TenantQueue, error) {
+	rows, err := s.read.QueryContext(ctx, readSQL[rsAllQueueNames])
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: all queue names: %w", err)
+	}
+	var qs []store.TenantQueue
+	for rows.Next() {
+		var q store.TenantQueue
+		if err := rows.Scan(&q.TenantID, &q.Queue); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: all queue names: %w", err)
+		}
+		qs = append(qs, q)
+	}
+	err = rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: all queue names: %w", err)
+	}
+	return qs, nil
+}
+
 // APIKeyByHash finds a key by its secret's hash.
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
 	st, err := s.rstmts.get(ctx, s.read, rsKeyByHash)

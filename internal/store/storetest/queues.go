@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/internal/store"
@@ -12,6 +14,7 @@ var queueTests = []suiteTest{
 	{"Paused", testQueuePaused},
 	{"Concurrency", testQueueConcurrency},
 	{"Names", testQueueNames},
+	{"AllNames", testAllQueueNames},
 }
 
 func testQueueCounts(t *testing.T, open opener) {
@@ -196,5 +199,64 @@ func testQueueNames(t *testing.T, open opener) {
 	want := []string{"avail", "retry", "sched", "settings-only"}
 	if !slices.Equal(names, want) {
 		t.Errorf("QueueNames = %q, want %q (waiting jobs or a settings row)", names, want)
+	}
+}
+
+func testAllQueueNames(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	if qs, err := e.s.AllQueueNames(e.ctx()); err != nil || len(qs) != 0 {
+		t.Fatalf("AllQueueNames of an empty store = %v, %v; want none", qs, err)
+	}
+	// Several available queues per tenant, and names shared between
+	// tenants, so a walk over (tenant, queue) must cross tenant boundaries.
+	for _, tenant := range []string{tenantA, tenantB} {
+		e.insertJob(params(tenant, "avail", "k"))
+		e.insertJob(params(tenant, "avail", "k"))
+		e.insertJob(params(tenant, tenant+"-avail", "k"))
+		e.inState(params(tenant, "done", "k"), store.StateSucceeded)
+		e.inState(params(tenant, "busy", "k"), store.StateRunning)
+	}
+	e.inState(params(tenantA, "sched", "k"), store.StateScheduled)
+	e.inState(params(tenantB, "retry", "k"), store.StateRetryable)
+	e.setPaused(tenantA, "settings-only", false)
+	e.setPaused(tenantB, "avail", true) // a settings row and waiting jobs: listed once
+
+	byTenantQueue := func(a, b store.TenantQueue) int {
+		return cmp.Or(strings.Compare(a.TenantID, b.TenantID), strings.Compare(a.Queue, b.Queue))
+	}
+	qs, err := e.s.AllQueueNames(e.ctx())
+	if err != nil {
+		t.Fatalf("AllQueueNames: %v", err)
+	}
+	slices.SortFunc(qs, byTenantQueue)
+	var want []store.TenantQueue
+	for tenant, names := range map[string][]string{
+		tenantA: {"avail", tenantA + "-avail", "sched", "settings-only"},
+		tenantB: {"avail", tenantB + "-avail", "retry"},
+	} {
+		for _, name := range names {
+			want = append(want, store.TenantQueue{TenantID: tenant, Queue: name})
+		}
+	}
+	slices.SortFunc(want, byTenantQueue)
+	if !slices.Equal(qs, want) {
+		t.Errorf("AllQueueNames = %v, want %v (waiting jobs or a settings row, per tenant)", qs, want)
+	}
+	// Each tenant's part is what QueueNames says for it.
+	for _, tenant := range []string{tenantA, tenantB} {
+		names, err := e.s.QueueNames(e.ctx(), tenant)
+		if err != nil {
+			t.Fatalf("QueueNames(%q): %v", tenant, err)
+		}
+		var part []string
+		for _, q := range qs {
+			if q.TenantID == tenant {
+				part = append(part, q.Queue)
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(part, names) {
+			t.Errorf("AllQueueNames for %q = %q, QueueNames = %q", tenant, part, names)
+		}
 	}
 }

@@ -59,6 +59,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Delete", deleteTests},
 		{"APIKeys", apiKeyTests},
 		{"Notify", notifyTests},
+		{"Tenants", tenantTests},
+		{"Users", userTests},
+		{"Memberships", membershipTests},
+		{"AccessKeys", accessKeyTests},
+		{"RefreshTokens", refreshTests},
+		{"Audit", auditTests},
+		{"RateLimit", rateTests},
+		{"InstanceSecrets", secretTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
