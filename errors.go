@@ -20,6 +20,13 @@ var (
 	ErrStaleLease = store.ErrStaleLease
 	// ErrUnsupported: the operation needs another backend.
 	ErrUnsupported = errors.New("unsupported")
-	// ErrUnauthenticated: the API key is unknown, revoked or expired.
+	// ErrUnauthenticated: the credential (API key, access or refresh
+	// token, email and password) is unknown, wrong, revoked or expired.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the caller's role does not allow the operation.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrTokenReused: a refresh token was used a second time; its whole
+	// session (family) has been revoked. It also matches
+	// ErrUnauthenticated.
+	ErrTokenReused = store.ErrTokenReused
 )

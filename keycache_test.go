@@ -13,13 +13,13 @@ func TestKeyCacheHonoursTTLAndExpiry(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	var kc keyCache
 	a, b := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b"))
-	kc.put(a, &APIKey{ID: "a"}, time.Time{}, now, 0)
-	kc.put(b, &APIKey{ID: "b"}, now.Add(time.Second), now, 0) // expires before the TTL
+	kc.put(a, APIKey{ID: "a"}, time.Time{}, now, 0)
+	kc.put(b, APIKey{ID: "b"}, now.Add(time.Second), now, 0) // expires before the TTL
 
-	if k, ok := kc.get(a, now.Add(keyCacheTTL-time.Millisecond)); !ok || k.ID != "a" {
+	if k, ok := kc.get(a, now.Add(authCacheTTL-time.Millisecond)); !ok || k.ID != "a" {
 		t.Fatalf("get within the TTL = %v, %v", k, ok)
 	}
-	if _, ok := kc.get(a, now.Add(keyCacheTTL)); ok {
+	if _, ok := kc.get(a, now.Add(authCacheTTL)); ok {
 		t.Errorf("a key is trusted past the TTL")
 	}
 	if _, ok := kc.get(b, now.Add(time.Second)); ok {
@@ -34,16 +34,16 @@ func TestKeyCacheHonoursTTLAndExpiry(t *testing.T) {
 	// A key read before a clear is not cached after it.
 	gen := kc.generation()
 	kc.clear()
-	kc.put(a, &APIKey{ID: "stale"}, time.Time{}, now, gen)
+	kc.put(a, APIKey{ID: "stale"}, time.Time{}, now, gen)
 	if _, ok := kc.get(a, now); ok {
 		t.Errorf("a key read before a clear was cached after it")
 	}
 	// A full cache starts over rather than growing.
-	for i := range keyCacheMax {
-		kc.put(sha256.Sum256([]byte{byte(i), byte(i >> 8)}), &APIKey{}, time.Time{}, now, 0)
+	for i := range authCacheMax {
+		kc.put(sha256.Sum256([]byte{byte(i), byte(i >> 8)}), APIKey{}, time.Time{}, now, 0)
 	}
-	if n := len(kc.entries); n > keyCacheMax {
-		t.Errorf("cache holds %d entries, bound %d", n, keyCacheMax)
+	if n := len(kc.entries); n > authCacheMax {
+		t.Errorf("cache holds %d entries, bound %d", n, authCacheMax)
 	}
 }
 

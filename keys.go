@@ -6,19 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/store"
-)
-
-// Roles an API key can hold. Today every key is an instance administrator;
-// tenant roles (owner, admin, operator, viewer) come with tenants, and the
-// key model already records a tenant and a role per key for them.
-const (
-	// RoleInstanceAdmin may do anything in any tenant. The first-start key
-	// and SWITCHYARD_ADMIN_KEY have it.
-	RoleInstanceAdmin = "instance_admin"
 )
 
 // APIKey describes a stored API key. Its secret is shown once, when it is
@@ -32,13 +23,15 @@ type APIKey struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
 // NewAPIKey describes a key to create.
 type NewAPIKey struct {
 	// Name says what the key is for. Required.
 	Name string
-	// Role; default RoleInstanceAdmin.
+	// Role in the client's tenant: RoleViewer, RoleOperator, RoleAdmin,
+	// RoleOwner, or RoleInstanceAdmin (any tenant). Default RoleViewer.
 	Role string
 	// ExpiresAt, if set, ends the key's validity.
 	ExpiresAt time.Time
@@ -68,7 +61,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, k NewAPIKey) (secret string, 
 // no key at all, atomically across nodes starting together. It returns the
 // secret and true when it created one.
 func (c *Client) CreateFirstAdminKey(ctx context.Context) (secret string, created bool, err error) {
-	secret, stored, err := c.newKey(NewAPIKey{Name: "first-start admin key"}, "")
+	secret, stored, err := c.newKey(NewAPIKey{Name: "first-start admin key", Role: RoleInstanceAdmin}, "")
 	if err != nil {
 		return "", false, err
 	}
@@ -90,7 +83,7 @@ func (c *Client) EnsureAdminKey(ctx context.Context, secret string) (created boo
 	if len(secret) < minKeySecret {
 		return false, invalid("admin key must be at least %d characters", minKeySecret)
 	}
-	_, stored, err := c.newKey(NewAPIKey{Name: "admin key from the environment"}, secret)
+	_, stored, err := c.newKey(NewAPIKey{Name: "admin key from the environment", Role: RoleInstanceAdmin}, secret)
 	if err != nil {
 		return false, err
 	}
@@ -118,7 +111,7 @@ func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, erro
 	}
 	sum := sha256.Sum256([]byte(secret))
 	if k, ok := c.keys.get(sum, time.Now()); ok {
-		return k, nil
+		return &k, nil
 	}
 	gen := c.keys.generation()
 	k, err := c.store.APIKeyByHash(ctx, sum[:])
@@ -145,7 +138,7 @@ func (c *Client) Authenticate(ctx context.Context, secret string) (*APIKey, erro
 		}
 	}
 	out := keyFromStore(k)
-	c.keys.put(sum, out, k.ExpiresAt, now, gen)
+	c.keys.put(sum, *out, k.ExpiresAt, now, gen)
 	return out, nil
 }
 
@@ -160,76 +153,51 @@ func (c *Client) RevokeAPIKey(ctx context.Context, id string) error {
 	return nil
 }
 
+// APIKey returns a key of this client's tenant, revoked ones included;
+// ErrNotFound for an unknown id or another tenant's.
+func (c *Client) APIKey(ctx context.Context, id string) (*APIKey, error) {
+	k, err := c.store.GetAPIKey(ctx, c.cfg.TenantID, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("switchyard: %w: api key %q not found", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("switchyard: api key %s: %w", id, err)
+	}
+	return keyFromStore(k), nil
+}
+
+// APIKeys returns a page of this client's tenant's keys in id order, revoked
+// ones included, after the cursor ("" for the first page), and the next
+// page's cursor.
+func (c *Client) APIKeys(ctx context.Context, cursor string, limit int) ([]*APIKey, string, error) {
+	limit, err := pageLimit(limit)
+	if err != nil {
+		return nil, "", err
+	}
+	ks, err := c.store.ListAPIKeys(ctx, c.cfg.TenantID, cursor, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("switchyard: list api keys: %w", err)
+	}
+	out := make([]*APIKey, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, keyFromStore(k))
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
+	}
+	return out, next, nil
+}
+
 // keyTouchEvery is how stale a key's recorded last use may get before a
 // request records it again: at most one write per key a minute, whatever
 // the request rate.
 const keyTouchEvery = time.Minute
 
-// keyCacheTTL is how long an authenticated key is trusted without reading
-// the store again. Reading it on every request cost a sixth of the server's
-// CPU under load. A revocation clears every node's cache as its
-// notification arrives; the TTL bounds a notification that was lost.
-const keyCacheTTL = 5 * time.Second
-
-// keyCacheMax bounds the cache; when full it starts over.
-const keyCacheMax = 10000
-
 // keyCache remembers keys that authenticated, by the hash of their secret.
 // Unknown secrets are never cached, so guessing costs a store read each.
-type keyCache struct {
-	mu      sync.RWMutex
-	entries map[[sha256.Size]byte]keyCacheEntry
-	// gen counts clears: a key read from the store before a clear (it may
-	// be the revoked one) is not cached after it.
-	gen uint64
-}
-
-type keyCacheEntry struct {
-	key   *APIKey
-	until time.Time
-}
-
-func (kc *keyCache) get(sum [sha256.Size]byte, now time.Time) (*APIKey, bool) {
-	kc.mu.RLock()
-	e, ok := kc.entries[sum]
-	kc.mu.RUnlock()
-	if !ok || !now.Before(e.until) {
-		return nil, false
-	}
-	k := *e.key // callers may change what they get
-	return &k, true
-}
-
-func (kc *keyCache) clear() {
-	kc.mu.Lock()
-	kc.entries = nil
-	kc.gen++
-	kc.mu.Unlock()
-}
-
-// generation is read before a key is read from the store, for put.
-func (kc *keyCache) generation() uint64 {
-	kc.mu.RLock()
-	defer kc.mu.RUnlock()
-	return kc.gen
-}
-
-func (kc *keyCache) put(sum [sha256.Size]byte, k *APIKey, expires, now time.Time, gen uint64) {
-	until := now.Add(keyCacheTTL)
-	if !expires.IsZero() && expires.Before(until) {
-		until = expires
-	}
-	cp := *k
-	kc.mu.Lock()
-	defer kc.mu.Unlock()
-	if gen != kc.gen {
-		return // cleared since the key was read: it may be stale
-	}
-	if kc.entries == nil || len(kc.entries) >= keyCacheMax {
-		kc.entries = make(map[[sha256.Size]byte]keyCacheEntry)
-	}
-	kc.entries[sum] = keyCacheEntry{key: &cp, until: until}
-}
+type keyCache = authCache[[sha256.Size]byte, APIKey]
 
 // newKey builds the stored form of a key; it generates the secret unless
 // one is given.
@@ -238,10 +206,13 @@ func (c *Client) newKey(k NewAPIKey, secret string) (string, store.APIKey, error
 		return "", store.APIKey{}, invalid("api key: name is required")
 	}
 	if k.Role == "" {
-		k.Role = RoleInstanceAdmin
+		k.Role = RoleViewer
 	}
-	if k.Role != RoleInstanceAdmin {
-		return "", store.APIKey{}, invalid("api key: unknown role %q", k.Role)
+	if RoleRank(k.Role) == 0 {
+		return "", store.APIKey{}, invalid("api key: unknown role %q; want one of %s", k.Role, strings.Join(Roles, ", "))
+	}
+	if len(k.Name) > 200 {
+		return "", store.APIKey{}, invalid("api key: name is %d bytes; the limit is 200", len(k.Name))
 	}
 	if secret == "" {
 		secret = keySecretPrefix + rand.Text() // 128 random bits
@@ -263,6 +234,10 @@ func keyFromStore(k *store.APIKey) *APIKey {
 	if !k.LastUsedAt.IsZero() {
 		t := k.LastUsedAt
 		out.LastUsedAt = &t
+	}
+	if !k.RevokedAt.IsZero() {
+		t := k.RevokedAt
+		out.RevokedAt = &t
 	}
 	return out
 }

@@ -31,7 +31,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard-dev/switchyard/internal/audit"
 	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/ratelimit"
 	"github.com/switchyard-dev/switchyard/internal/store"
 	"github.com/switchyard-dev/switchyard/internal/store/postgres"
 	"github.com/switchyard-dev/switchyard/internal/store/sqlite"
@@ -86,6 +88,9 @@ type Config struct {
 	// settings, and any other (existing now or receiving jobs later) with
 	// DefaultConcurrency. A server uses it. Default false.
 	AllQueues bool
+	// AllTenants works every queue of every tenant (implies AllQueues); a
+	// server uses it. Default false.
+	AllTenants bool
 	// DefaultConcurrency is how many jobs of a queue run at once in this
 	// process when neither Queues nor the queue's stored setting says.
 	// Default 100.
@@ -120,6 +125,9 @@ type Config struct {
 	// Retention of finished jobs; zero fields take the defaults
 	// (succeeded 24h, cancelled 7 days, dead 7 days).
 	Retention Retention
+	// AuditRetention is how long audit entries are kept. Default 400
+	// days.
+	AuditRetention time.Duration
 	// LeaderTTL is how long maintenance leadership lasts unrenewed; it is
 	// renewed every third of it. On PostgreSQL a leader whose process dies
 	// is replaced at once (its session connection closes); the TTL bounds
@@ -161,13 +169,40 @@ type Client struct {
 	external map[string]bool
 	metrics  *queue.Metrics
 	log      *slog.Logger
-	keys     keyCache
+
+	// shared is the state a client and its tenant views (ForTenant) have in
+	// common: caches, the runner, the lifecycle.
+	*shared
+}
+
+type shared struct {
+	keys    keyCache
+	access  accessCaches
+	signing signingKeyState
+	audit   *audit.Writer
+	limiter *ratelimit.Limiter
 
 	runner  atomic.Pointer[queue.Runner]
 	mu      sync.Mutex
 	started bool
 	closed  bool
 }
+
+// ForTenant returns a view of c that enqueues, reads and manages the jobs,
+// queues and keys of another tenant. The view shares c's database,
+// handlers, caches and lifecycle: starting, stopping or closing either
+// does so for both. A server uses one view per request.
+func (c *Client) ForTenant(tenantID string) *Client {
+	if tenantID == c.cfg.TenantID {
+		return c
+	}
+	v := *c
+	v.cfg.TenantID = tenantID
+	return &v
+}
+
+// TenantID is the tenant this client acts in.
+func (c *Client) TenantID() string { return c.cfg.TenantID }
 
 // Open opens (and unless NoMigrate, migrates) the database and returns a
 // client that enqueues and manages jobs. Call Start to also work them.
@@ -185,9 +220,23 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		registry: queue.NewRegistry(),
 		external: map[string]bool{},
 		log:      cfg.Logger,
+		shared:   &shared{},
 	}
 	for _, k := range cfg.ExternalKinds {
 		c.external[k] = true
+	}
+	c.audit, err = audit.New(audit.Config{Store: st, Retention: cfg.AuditRetention, Logger: cfg.Logger})
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	// On PostgreSQL several nodes share each rate-limit bucket through the
+	// store; on SQLite one process owns the database and its buckets.
+	limits := ratelimit.Config{Logger: cfg.Logger, Registerer: cfg.Registerer}
+	if st.Backend() == "postgres" {
+		limits.Store = st
+	}
+	if c.limiter, err = ratelimit.New(limits); err != nil {
+		return nil, errors.Join(err, st.Close())
 	}
 	if cfg.Registerer != nil {
 		c.metrics = queue.NewMetrics(cfg.Registerer)
@@ -196,13 +245,18 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	st.Listen(func(n store.Notification) {
 		switch n.Kind {
 		case store.NotifyKeys, store.NotifyResync:
-			// A key was revoked somewhere, or news of one may be lost.
+			// A credential or role changed somewhere, or news of one
+			// may be lost.
 			c.keys.clear()
+			c.access.clear()
 		}
 		if r := c.runner.Load(); r != nil {
 			r.Notify(n)
 		}
 	})
+	if err := c.audit.Start(ctx); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	return c, nil
 }
 
@@ -331,6 +385,7 @@ func (c *Client) Start(ctx context.Context) error {
 		Queues:    queues,
 		AllQueues: c.cfg.AllQueues,
 
+		AllTenants:         c.cfg.AllTenants,
 		DefaultConcurrency: c.cfg.DefaultConcurrency,
 		LeaseDuration:      c.cfg.LeaseDuration,
 		FetchBatch:         c.cfg.FetchBatch,
@@ -389,6 +444,7 @@ func (c *Client) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	err := c.Stop(context.Background())
+	c.audit.Stop()
 	return errors.Join(err, c.store.Close())
 }
 

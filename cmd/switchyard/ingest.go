@@ -118,10 +118,10 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 		return nil, err
 	}
 	// Until the server runs, failures unwind here; afterwards stop does.
-	ok := false
+	ok, keyID := false, ""
 	defer func() {
 		if !ok {
-			cleanupIngest(c, nil)
+			cleanupIngest(c, nil, keyID)
 		}
 	}()
 	if err := c.Ready(ctx); err != nil {
@@ -135,16 +135,21 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 	if err := c.PauseQueue(ctx, ingestQueue); err != nil {
 		return nil, err
 	}
-	// There is no way to delete a key; this one expires, so that a shared
-	// database is not left with a live administrator key.
-	key, _, err := c.CreateAPIKey(ctx, switchyard.NewAPIKey{
+	// The key expires, so that a shared database is not left with a live
+	// key should the benchmark die before revoking it.
+	secret, key, err := c.CreateAPIKey(ctx, switchyard.NewAPIKey{
 		Name:      "switchyard bench --mode ingest",
+		Role:      switchyard.RoleOperator,
 		ExpiresAt: time.Now().Add(o.duration + 24*time.Hour),
 	})
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(server.Config{Client: c, Logger: log, Gatherer: reg, Registerer: reg})
+	keyID = key.ID
+	// The benchmark's one key sends far more than a client's default
+	// share; the limiter still runs, so its cost is measured.
+	unlimited := switchyard.RateLimit{RequestsPerSecond: 1e9, Burst: 1e9}
+	srv, err := server.New(server.Config{Client: c, Logger: log, Gatherer: reg, Registerer: reg, RateLimit: unlimited})
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +171,10 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 	ok = true
 	return &ingestTarget{
 		url:     "http://" + ln.Addr().String(),
-		key:     key,
+		key:     secret,
 		backend: c.Backend(),
 		stop: func() error {
-			err := cleanupIngest(c, hs)
+			err := cleanupIngest(c, hs, keyID)
 			if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 				err = errors.Join(err, fmt.Errorf("serve: %w", serr))
 			}
@@ -180,13 +185,18 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 
 // cleanupIngest stops the server (if started) and the client and deletes
 // the benchmark's jobs.
-func cleanupIngest(c *switchyard.Client, hs *http.Server) error {
+func cleanupIngest(c *switchyard.Client, hs *http.Server, keyID string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var errs []error
 	if hs != nil {
 		if err := hs.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if keyID != "" {
+		if err := c.RevokeAPIKey(ctx, keyID); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, c.Stop(ctx))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -48,6 +49,11 @@ type serveSettings struct {
 	nodeID          string
 	corsOrigins     string
 	trustedProxies  string
+	rateLimit       float64
+	rateBurst       int
+	ipRateLimit     float64
+	ipRateBurst     int
+	auditRetention  time.Duration
 
 	adminKey string // env SWITCHYARD_ADMIN_KEY or the file's admin_key only: never a flag (ps shows flags)
 }
@@ -83,6 +89,11 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.StringVar(&s.nodeID, "node-id", "", "this node's name in leases and logs (default hostname-pid-random)")
 	fs.StringVar(&s.corsOrigins, "cors-origins", "", "comma-separated browser origins (https://app.example) allowed to call the API; * for any")
 	fs.StringVar(&s.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For names the client")
+	fs.Float64Var(&s.rateLimit, "rate-limit", 1000, "requests per second allowed to each API key and user, unless their tenant sets its own; 0 for no limit")
+	fs.IntVar(&s.rateBurst, "rate-burst", 2000, "requests an API key or user may send at once (the token bucket's size)")
+	fs.Float64Var(&s.ipRateLimit, "ip-rate-limit", 5, "requests per second allowed to each client IP on the unauthenticated login and refresh routes; 0 for no limit")
+	fs.IntVar(&s.ipRateBurst, "ip-rate-burst", 20, "requests a client IP may send at once to the login and refresh routes")
+	fs.DurationVar(&s.auditRetention, "audit-retention", 400*24*time.Hour, "how long audit log entries are kept")
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -136,6 +147,21 @@ func (s *serveSettings) check() error {
 	if s.maxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max-body-bytes must be at least 1024, got %d", s.maxBodyBytes))
 	}
+	for _, l := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"rate", s.rateLimit, s.rateBurst}, {"ip-rate", s.ipRateLimit, s.ipRateBurst}} {
+		if l.rate < 0 || math.IsNaN(l.rate) || math.IsInf(l.rate, 0) {
+			errs = append(errs, fmt.Errorf("%s-limit must be a number of requests per second, 0 for none; got %v", l.name, l.rate))
+		}
+		if l.rate > 0 && l.burst < 1 {
+			errs = append(errs, fmt.Errorf("%s-burst must be at least 1, got %d", l.name, l.burst))
+		}
+	}
+	if s.auditRetention < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("audit-retention must be at least 24h, got %s", s.auditRetention))
+	}
 	backend, err := switchyard.BackendOf(s.db)
 	if err != nil {
 		errs = append(errs, err)
@@ -154,6 +180,15 @@ func (s *serveSettings) check() error {
 		errs = append(errs, errors.New("admin key (SWITCHYARD_ADMIN_KEY or the config file's admin_key) must be at least 24 characters"))
 	}
 	return errors.Join(errs...)
+}
+
+// limitSetting turns a rate flag into the server's setting, where 0 means
+// the default and a negative rate means none.
+func limitSetting(rate float64, burst int) switchyard.RateLimit {
+	if rate == 0 {
+		return switchyard.RateLimit{RequestsPerSecond: -1}
+	}
+	return switchyard.RateLimit{RequestsPerSecond: rate, Burst: burst}
 }
 
 // origins parses --cors-origins: "*" or scheme://host[:port] entries.
@@ -241,7 +276,9 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 		NoMigrate:          s.noMigrate,
 		NodeID:             s.nodeID,
 		AllQueues:          true,
+		AllTenants:         true,
 		DefaultConcurrency: s.concurrency,
+		AuditRetention:     s.auditRetention,
 		LeaseDuration:      s.leaseDuration,
 		ShutdownTimeout:    s.shutdownTimeout,
 		Logger:             log,
@@ -266,6 +303,8 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 		Client: c, Logger: log, Gatherer: reg, Registerer: reg,
 		MaxBodyBytes: s.maxBodyBytes, MetricsAuth: s.metricsAuth, NoAccessLog: !s.accessLog,
 		AllowedOrigins: origins, TrustedProxies: proxies,
+		RateLimit:   limitSetting(s.rateLimit, s.rateBurst),
+		IPRateLimit: limitSetting(s.ipRateLimit, s.ipRateBurst),
 	})
 	if err != nil {
 		return err

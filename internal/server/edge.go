@@ -22,7 +22,7 @@ var securityHeaders = [][2]string{
 // CORS: what a browser on an allowed origin may send and read.
 const (
 	corsAllowMethods  = "GET, POST, PATCH, DELETE"
-	corsAllowHeaders  = "Authorization, Content-Type, X-Request-Id, Last-Event-ID"
+	corsAllowHeaders  = "Authorization, Content-Type, X-Request-Id, Last-Event-ID, Switchyard-Tenant"
 	corsExposeHeaders = "X-Request-Id, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 	corsMaxAge        = "600"
 )

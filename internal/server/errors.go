@@ -22,6 +22,7 @@ const (
 	codeUnsupportedMediaType = "unsupported_media_type"
 	codeInternal             = "internal"
 	codeUnavailable          = "unavailable"
+	codeRateLimited          = "rate_limited"
 )
 
 type errorBody struct {
@@ -58,6 +59,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, r, http.StatusConflict, codeConflict, clientMessage(err, switchyard.ErrConflict))
 	case errors.Is(err, switchyard.ErrUnauthenticated):
 		writeError(w, r, http.StatusUnauthorized, codeUnauthenticated, clientMessage(err, switchyard.ErrUnauthenticated))
+	case errors.Is(err, switchyard.ErrPermissionDenied):
+		writeError(w, r, http.StatusForbidden, codePermissionDenied, clientMessage(err, switchyard.ErrPermissionDenied))
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
 		writeError(w, r, 499, codeUnavailable, "request cancelled")

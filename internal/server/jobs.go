@@ -100,7 +100,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	res, err := s.c.EnqueueMany(r.Context(), []switchyard.EnqueueParams{p})
+	res, err := s.tc(r).EnqueueMany(r.Context(), []switchyard.EnqueueParams{p})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -140,7 +140,7 @@ func (s *Server) createJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		params[i] = p
 	}
-	res, err := s.c.EnqueueMany(r.Context(), params)
+	res, err := s.tc(r).EnqueueMany(r.Context(), params)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -184,7 +184,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	jobs, next, err := s.c.ListJobs(r.Context(), switchyard.ListParams{
+	jobs, next, err := s.tc(r).ListJobs(r.Context(), switchyard.ListParams{
 		Queue: q.Get("queue"), State: q.Get("state"), Kind: q.Get("kind"), Tag: q.Get("tag"),
 		Cursor: q.Get("cursor"), Limit: limit,
 	})
@@ -196,22 +196,22 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	job, err := s.c.GetJob(r.Context(), r.PathValue("id"))
+	job, err := s.tc(r).GetJob(r.Context(), r.PathValue("id"))
 	s.answerJob(w, r, job, err)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	job, err := s.c.CancelJob(r.Context(), r.PathValue("id"))
+	job, err := s.tc(r).CancelJob(r.Context(), r.PathValue("id"))
 	s.answerJob(w, r, job, err)
 }
 
 func (s *Server) retryJob(w http.ResponseWriter, r *http.Request) {
-	job, err := s.c.RetryJob(r.Context(), r.PathValue("id"))
+	job, err := s.tc(r).RetryJob(r.Context(), r.PathValue("id"))
 	s.answerJob(w, r, job, err)
 }
 
 func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.c.DeleteJob(r.Context(), r.PathValue("id")); err != nil {
+	if _, err := s.tc(r).DeleteJob(r.Context(), r.PathValue("id")); err != nil {
 		s.answerJob(w, r, nil, err)
 		return
 	}

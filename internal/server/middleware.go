@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ type ctxKey int
 
 const (
 	requestIDKey ctxKey = iota
-	apiKeyKey
+	stateKey
 )
 
 // requestIDHeader carries the request id both ways: a caller's own id (from
@@ -26,12 +28,6 @@ const requestIDHeader = "X-Request-Id"
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
-}
-
-// callerKey is the API key that authenticated the request, if any.
-func callerKey(ctx context.Context) *switchyard.APIKey {
-	k, _ := ctx.Value(apiKeyKey).(*switchyard.APIKey)
-	return k
 }
 
 func saneRequestID(id string) bool {
@@ -84,7 +80,8 @@ func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		st := &reqState{}
+		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), requestIDKey, id), stateKey, st))
 		rec := &statusRecorder{ResponseWriter: w}
 		answered := s.edge(rec, r)
 		defer func() {
@@ -111,8 +108,12 @@ func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 				attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", rec.status,
 					"bytes", rec.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000, "request_id", id,
 					"client_ip", s.clientIP(r).String(), "peer", r.RemoteAddr}
-				if k := callerKey(r.Context()); k != nil {
-					attrs = append(attrs, "key", k.Prefix)
+				switch c := st.caller; {
+				case c == nil:
+				case c.key != nil:
+					attrs = append(attrs, "key", c.key.Prefix, "tenant", c.tenant)
+				default:
+					attrs = append(attrs, "user", c.user.ID, "tenant", c.tenant)
 				}
 				s.log.Info("http request", attrs...)
 			}
@@ -120,31 +121,6 @@ func (s *Server) instrument(mux *http.ServeMux) http.Handler {
 		if !answered {
 			mux.ServeHTTP(rec, r)
 		}
-	})
-}
-
-// authenticate requires a valid API key: "Authorization: Bearer <key>".
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		scheme, secret, ok := strings.Cut(auth, " ")
-		if auth == "" {
-			writeError(w, r, http.StatusUnauthorized, codeUnauthenticated, "missing API key: send Authorization: Bearer <key>")
-			return
-		}
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
-			writeError(w, r, http.StatusUnauthorized, codeUnauthenticated, "malformed Authorization header: want Bearer <key>")
-			return
-		}
-		key, err := s.c.Authenticate(r.Context(), strings.TrimSpace(secret))
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		// Keep the key on this request, so that the access log (which
-		// holds the outer request) can name it.
-		*r = *r.WithContext(context.WithValue(r.Context(), apiKeyKey, key))
-		next.ServeHTTP(w, r)
 	})
 }
 
@@ -157,4 +133,14 @@ func parseLimit(v string) (int, error) {
 		return 0, fmt.Errorf("%w: limit must be an integer from 1 to 1000, got %q", switchyard.ErrInvalidArgument, v)
 	}
 	return n, nil
+}
+
+// onlyParams refuses query parameters other than those named.
+func onlyParams(q url.Values, allowed ...string) error {
+	for name := range q {
+		if !slices.Contains(allowed, name) {
+			return invalidf("unknown query parameter %q (this route takes: %s)", name, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
 }

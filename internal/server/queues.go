@@ -11,7 +11,7 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, invalidf("unknown query parameter %q: queues are listed whole", name))
 		return
 	}
-	qs, err := s.c.Queues(r.Context())
+	qs, err := s.tc(r).Queues(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -42,7 +42,7 @@ func (s *Server) updateQueue(w http.ResponseWriter, r *http.Request) {
 	// Both setters check the name before writing, and the values are
 	// checked above: a bad request changes nothing.
 	if u.Concurrency != nil {
-		if err := s.c.SetQueueConcurrency(r.Context(), name, *u.Concurrency); err != nil {
+		if err := s.tc(r).SetQueueConcurrency(r.Context(), name, *u.Concurrency); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -75,13 +75,13 @@ func (s *Server) pauseOrResume(w http.ResponseWriter, r *http.Request, paused bo
 
 func (s *Server) setPaused(r *http.Request, name string, paused bool) error {
 	if paused {
-		return s.c.PauseQueue(r.Context(), name)
+		return s.tc(r).PauseQueue(r.Context(), name)
 	}
-	return s.c.ResumeQueue(r.Context(), name)
+	return s.tc(r).ResumeQueue(r.Context(), name)
 }
 
 func (s *Server) answerQueue(w http.ResponseWriter, r *http.Request, name string) {
-	q, err := s.c.Queue(r.Context(), name)
+	q, err := s.tc(r).Queue(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -10,7 +10,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -51,6 +53,18 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// taking the client's IP address. Default none: the peer is the client.
 	TrustedProxies []netip.Prefix
+	// RateLimit is each API key's and user's request rate, unless their
+	// tenant sets its own. Default 1000 requests/s with a burst of 2000;
+	// a negative rate turns limiting off.
+	RateLimit switchyard.RateLimit
+	// IPRateLimit is each client IP's rate on the unauthenticated routes
+	// that check credentials (login, refresh). Default 5 requests/s with a
+	// burst of 20; a negative rate turns it off.
+	IPRateLimit switchyard.RateLimit
+	// LoginLimit slows down password guessing: each account may try this
+	// many logins (successful or not). Default 10 at once, then one every
+	// 30 seconds.
+	LoginLimit switchyard.RateLimit
 }
 
 // Server serves the HTTP API.
@@ -68,33 +82,75 @@ type Route struct {
 	Pattern string
 }
 
-// route is a Route and how the server serves it.
+// route is a Route and how the server serves it: who may call it, and
+// what the audit log calls it.
 type route struct {
 	Route
-	public  bool // no API key needed
+	// public routes need no credentials.
+	public bool
+	// limitIP rate-limits a public route per client IP.
+	limitIP bool
+	// instance routes act outside any one tenant (tenants, the caller's
+	// own session); minRole is then RoleInstanceAdmin or "" (any caller),
+	// and the handler decides the rest.
+	instance bool
+	// minRole is the weakest tenant role allowed.
+	minRole string
+	// action names a mutating route in the audit log; reads have none.
+	action  string
 	handler func(*Server, http.ResponseWriter, *http.Request)
 }
 
-// routes is every route the server registers; the OpenAPI test checks the
-// document against it.
+const (
+	viewer        = switchyard.RoleViewer
+	operator      = switchyard.RoleOperator
+	admin         = switchyard.RoleAdmin
+	instanceAdmin = switchyard.RoleInstanceAdmin
+)
+
+// routes is every route the server registers; the OpenAPI and the
+// authorization tests check against it.
 var routes = []route{
-	{Route{"GET", "/healthz"}, true, (*Server).healthz},
-	{Route{"GET", "/readyz"}, true, (*Server).readyz},
-	{Route{"GET", "/metrics"}, true, nil}, // set in New: it may need a key
-	{Route{"GET", "/v1/openapi.json"}, true, (*Server).openapi},
+	{Route: Route{"GET", "/healthz"}, public: true, handler: (*Server).healthz},
+	{Route: Route{"GET", "/readyz"}, public: true, handler: (*Server).readyz},
+	{Route: Route{"GET", "/metrics"}, public: true}, // set in New: it may need a key
+	{Route: Route{"GET", "/v1/openapi.json"}, public: true, handler: (*Server).openapi},
 
-	{Route{"POST", "/v1/jobs"}, false, (*Server).createJob},
-	{Route{"POST", "/v1/jobs/batch"}, false, (*Server).createJobs},
-	{Route{"GET", "/v1/jobs"}, false, (*Server).listJobs},
-	{Route{"GET", "/v1/jobs/{id}"}, false, (*Server).getJob},
-	{Route{"DELETE", "/v1/jobs/{id}"}, false, (*Server).deleteJob},
-	{Route{"POST", "/v1/jobs/{id}/cancel"}, false, (*Server).cancelJob},
-	{Route{"POST", "/v1/jobs/{id}/retry"}, false, (*Server).retryJob},
+	{Route: Route{"POST", "/v1/auth/login"}, public: true, limitIP: true, handler: (*Server).login},
+	{Route: Route{"POST", "/v1/auth/refresh"}, public: true, limitIP: true, handler: (*Server).refresh},
+	{Route: Route{"POST", "/v1/auth/logout"}, instance: true, handler: (*Server).logout},
+	{Route: Route{"GET", "/v1/me"}, instance: true, handler: (*Server).me},
 
-	{Route{"GET", "/v1/queues"}, false, (*Server).listQueues},
-	{Route{"PATCH", "/v1/queues/{name}"}, false, (*Server).updateQueue},
-	{Route{"POST", "/v1/queues/{name}/pause"}, false, (*Server).pauseQueue},
-	{Route{"POST", "/v1/queues/{name}/resume"}, false, (*Server).resumeQueue},
+	{Route: Route{"POST", "/v1/tenants"}, instance: true, minRole: instanceAdmin, action: "tenants.create", handler: (*Server).createTenant},
+	{Route: Route{"GET", "/v1/tenants"}, instance: true, handler: (*Server).listTenants},
+	{Route: Route{"GET", "/v1/tenants/{id}"}, instance: true, handler: (*Server).getTenant},
+	{Route: Route{"PATCH", "/v1/tenants/{id}"}, instance: true, minRole: instanceAdmin, action: "tenants.update", handler: (*Server).updateTenant},
+
+	{Route: Route{"POST", "/v1/users"}, minRole: admin, action: "users.create", handler: (*Server).createUser},
+	{Route: Route{"GET", "/v1/users"}, minRole: admin, handler: (*Server).listUsers},
+	{Route: Route{"GET", "/v1/users/{id}"}, minRole: viewer, handler: (*Server).getUser},
+	{Route: Route{"PATCH", "/v1/users/{id}"}, minRole: viewer, action: "users.update", handler: (*Server).updateUser},
+	{Route: Route{"DELETE", "/v1/users/{id}"}, minRole: admin, action: "users.delete", handler: (*Server).deleteUser},
+
+	{Route: Route{"POST", "/v1/keys"}, minRole: admin, action: "keys.create", handler: (*Server).createKey},
+	{Route: Route{"GET", "/v1/keys"}, minRole: admin, handler: (*Server).listKeys},
+	{Route: Route{"GET", "/v1/keys/{id}"}, minRole: admin, handler: (*Server).getKey},
+	{Route: Route{"DELETE", "/v1/keys/{id}"}, minRole: admin, action: "keys.revoke", handler: (*Server).revokeKey},
+
+	{Route: Route{"GET", "/v1/audit"}, minRole: admin, handler: (*Server).listAudit},
+
+	{Route: Route{"POST", "/v1/jobs"}, minRole: operator, action: "jobs.create", handler: (*Server).createJob},
+	{Route: Route{"POST", "/v1/jobs/batch"}, minRole: operator, action: "jobs.create_batch", handler: (*Server).createJobs},
+	{Route: Route{"GET", "/v1/jobs"}, minRole: viewer, handler: (*Server).listJobs},
+	{Route: Route{"GET", "/v1/jobs/{id}"}, minRole: viewer, handler: (*Server).getJob},
+	{Route: Route{"DELETE", "/v1/jobs/{id}"}, minRole: admin, action: "jobs.delete", handler: (*Server).deleteJob},
+	{Route: Route{"POST", "/v1/jobs/{id}/cancel"}, minRole: operator, action: "jobs.cancel", handler: (*Server).cancelJob},
+	{Route: Route{"POST", "/v1/jobs/{id}/retry"}, minRole: operator, action: "jobs.retry", handler: (*Server).retryJob},
+
+	{Route: Route{"GET", "/v1/queues"}, minRole: viewer, handler: (*Server).listQueues},
+	{Route: Route{"PATCH", "/v1/queues/{name}"}, minRole: admin, action: "queues.update", handler: (*Server).updateQueue},
+	{Route: Route{"POST", "/v1/queues/{name}/pause"}, minRole: operator, action: "queues.pause", handler: (*Server).pauseQueue},
+	{Route: Route{"POST", "/v1/queues/{name}/resume"}, minRole: operator, action: "queues.resume", handler: (*Server).resumeQueue},
 }
 
 // Routes lists every route the server registers.
@@ -123,6 +179,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBatchBodyBytes <= 0 {
 		cfg.MaxBatchBodyBytes = 64 << 20
 	}
+	defaultLimit(&cfg.RateLimit, switchyard.RateLimit{RequestsPerSecond: 1000, Burst: 2000})
+	defaultLimit(&cfg.IPRateLimit, switchyard.RateLimit{RequestsPerSecond: 5, Burst: 20})
+	defaultLimit(&cfg.LoginLimit, switchyard.RateLimit{RequestsPerSecond: 1.0 / 30, Burst: 10})
+	for _, l := range []switchyard.RateLimit{cfg.RateLimit, cfg.IPRateLimit, cfg.LoginLimit} {
+		if l.RequestsPerSecond > 0 {
+			if err := l.Validate(); err != nil {
+				return nil, fmt.Errorf("server: config: %w", err)
+			}
+		}
+	}
 	s := &Server{cfg: cfg, c: cfg.Client, log: cfg.Logger}
 	if cfg.Registerer != nil {
 		m, err := newHTTPMetrics(cfg.Registerer, cfg.Client)
@@ -136,17 +202,14 @@ func New(cfg Config) (*Server, error) {
 	methods := map[string][]string{} // pattern -> methods, for 405s
 	for _, rt := range routes {
 		h := rt.handler
-		public := rt.public
 		if rt.Pattern == "/metrics" {
 			metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{cfg.Logger}})
 			h = func(_ *Server, w http.ResponseWriter, r *http.Request) { metrics.ServeHTTP(w, r) }
-			public = !cfg.MetricsAuth
+			if cfg.MetricsAuth {
+				rt.public, rt.instance = false, true
+			}
 		}
-		var next http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
-		if !public {
-			next = s.authenticate(next)
-		}
-		mux.Handle(rt.Method+" "+rt.Pattern, next)
+		mux.Handle(rt.Method+" "+rt.Pattern, s.serveRoute(rt, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) }))
 		methods[rt.Pattern] = append(methods[rt.Pattern], rt.Method)
 	}
 	// Whatever no route matches lands on "/": a known path with another
@@ -172,6 +235,18 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.handler = s.instrument(mux)
 	return s, nil
+}
+
+// defaultLimit fills in a zero limit; a negative rate means none.
+func defaultLimit(l *switchyard.RateLimit, def switchyard.RateLimit) {
+	switch {
+	case l.RequestsPerSecond == 0:
+		*l = def
+	case l.RequestsPerSecond < 0:
+		*l = switchyard.RateLimit{}
+	case l.Burst == 0:
+		l.Burst = max(1, int(math.Ceil(l.RequestsPerSecond)))
+	}
 }
 
 // Handler returns the server's http.Handler.

@@ -5,17 +5,23 @@ package servertest
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	switchyard "github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/auth"
 	"github.com/switchyard-dev/switchyard/internal/kinds"
 	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/store"
+	"github.com/switchyard-dev/switchyard/internal/store/postgres"
+	"github.com/switchyard-dev/switchyard/internal/store/sqlite"
 )
 
 // Server is a started server.
@@ -28,12 +34,35 @@ type Server struct {
 	Client *switchyard.Client
 	// Registry holds the server's metrics.
 	Registry *prometheus.Registry
+
+	db string
+}
+
+// SigningKey reads the key the server signs access tokens with from its
+// database, so that tests can forge tokens (expired ones, say).
+func (s *Server) SigningKey(ctx context.Context) ([]byte, error) {
+	var st store.Store
+	var err error
+	if strings.HasPrefix(s.db, "sqlite:") {
+		st, err = sqlite.Open(ctx, sqlite.Config{Path: strings.TrimPrefix(s.db, "sqlite:"), NoMigrate: true})
+	} else {
+		st, err = postgres.Open(ctx, postgres.Config{URL: s.db, NoMigrate: true})
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	// The server creates the key on first use; asking creates it if no
+	// token was issued yet, and the server then reads this one.
+	fresh := make([]byte, 32)
+	_, _ = rand.Read(fresh)
+	return st.InstanceSecret(ctx, auth.SigningKeyName, fresh)
 }
 
 // Options adjust Start.
 type Options struct {
-	// Config is the client's configuration; Database, AllQueues, Logger and
-	// Registerer are set by Start. Zero durations take fast test values.
+	// Config is the client's configuration; Database, AllQueues,
+	// AllTenants, Logger and Registerer are set by Start. Zero durations take fast test values.
 	Config switchyard.Config
 	// Server is the server's configuration; Client, Gatherer and Registerer
 	// are set by Start.
@@ -56,6 +85,7 @@ func Start(t testing.TB, db string, opts ...Options) *Server {
 	cfg := o.Config
 	cfg.Database = db
 	cfg.AllQueues = true
+	cfg.AllTenants = true
 	cfg.Logger = logger
 	cfg.Registerer = reg
 	if cfg.Retry == nil {
@@ -69,7 +99,7 @@ func Start(t testing.TB, db string, opts ...Options) *Server {
 		c.Close()
 		t.Fatalf("servertest: register kinds: %v", err)
 	}
-	key, _, err := c.CreateAPIKey(ctx, switchyard.NewAPIKey{Name: "servertest"})
+	key, _, err := c.CreateAPIKey(ctx, switchyard.NewAPIKey{Name: "servertest", Role: switchyard.RoleInstanceAdmin})
 	if err != nil {
 		c.Close()
 		t.Fatalf("servertest: create key: %v", err)
@@ -104,5 +134,5 @@ func Start(t testing.TB, db string, opts ...Options) *Server {
 			t.Errorf("servertest: close: %v", err)
 		}
 	})
-	return &Server{URL: hs.URL, AdminKey: key, Client: c, Registry: reg}
+	return &Server{URL: hs.URL, AdminKey: key, Client: c, Registry: reg, db: db}
 }
