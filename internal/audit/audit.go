@@ -2,7 +2,8 @@
 // milliseconds and appended in one store transaction, so that a server
 // taking thousands of mutating requests a second does not add a commit per
 // request; and entries older than the retention are swept away, which is
-// the only way any leave the log.
+// the only way any leave the log. The same sweep deletes rate-limit buckets
+// idle for a day, which are full again by then for any sensible limit.
 package audit
 
 import (
@@ -218,6 +219,10 @@ func (w *Writer) append(batch []store.AuditEntry) error {
 	return fmt.Errorf("audit: append %d entries: %w", len(batch), err)
 }
 
+// idleBucket is how long a rate-limit bucket stays untouched before the
+// sweep deletes it.
+const idleBucket = 24 * time.Hour
+
 func (w *Writer) sweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -236,5 +241,15 @@ func (w *Writer) sweep() {
 	}
 	if total > 0 {
 		w.cfg.Logger.Info("audit: retention sweep", "deleted", total, "before", before)
+	}
+	for {
+		n, err := w.cfg.Store.DeleteIdleRateBuckets(ctx, time.Now().Add(-idleBucket), 5000)
+		if err != nil {
+			w.cfg.Logger.Error("audit: sweep idle rate buckets", "err", err)
+			return
+		}
+		if n < 5000 {
+			return
+		}
 	}
 }

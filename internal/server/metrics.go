@@ -48,14 +48,18 @@ func (m *httpMetrics) observe(method, route string, status int, d time.Duration)
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
 }
 
-// depthCollector reports queue depth by state from the store at scrape
-// time, so the figure is the database's, the same on every node.
+// depthCollector reports queue depth by tenant and state from the store at
+// scrape time, so the figure is the database's, the same on every node.
 type depthCollector struct {
 	c *switchyard.Client
 }
 
+// maxDepthTenants bounds the tenants a scrape reads queue depth for: one
+// query each.
+const maxDepthTenants = 100
+
 var depthDesc = prometheus.NewDesc("switchyard_queue_jobs",
-	"Jobs in the store by queue and state, read at scrape time.", []string{"queue", "state"}, nil)
+	"Jobs in the store by tenant, queue and state, read at scrape time (the first 100 tenants by id).", []string{"tenant", "queue", "state"}, nil)
 
 var depthErrorsDesc = prometheus.NewDesc("switchyard_queue_jobs_scrape_error",
 	"1 if reading queue depth failed at this scrape.", nil, nil)
@@ -68,15 +72,22 @@ func (d *depthCollector) Describe(ch chan<- *prometheus.Desc) {
 func (d *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	qs, err := d.c.Queues(ctx)
 	failed := 0.0
+	tenants, _, err := d.c.Tenants(ctx, "", maxDepthTenants)
 	if err != nil {
 		failed = 1
 	}
-	ch <- prometheus.MustNewConstMetric(depthErrorsDesc, prometheus.GaugeValue, failed)
-	for _, q := range qs {
-		for state, n := range q.Counts {
-			ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), q.Name, state)
+	for _, t := range tenants {
+		qs, err := d.c.ForTenant(t.ID).Queues(ctx)
+		if err != nil {
+			failed = 1
+			continue
+		}
+		for _, q := range qs {
+			for state, n := range q.Counts {
+				ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n), t.ID, q.Name, state)
+			}
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(depthErrorsDesc, prometheus.GaugeValue, failed)
 }

@@ -170,6 +170,12 @@ type Access interface {
 	// is fewer than want, how long until the next token is due.
 	TakeTokens(ctx context.Context, key string, rate float64, burst, want int) (got int, wait time.Duration, err error)
 
+	// DeleteIdleRateBuckets deletes up to limit token buckets last taken
+	// from before before: left alone that long they are full again, as a
+	// new bucket starts. It keeps the table from growing with every key,
+	// user, address and login name ever limited.
+	DeleteIdleRateBuckets(ctx context.Context, before time.Time, limit int) (int, error)
+
 	// InstanceSecret returns the secret named name, storing generated()
 	// first if there is none, atomically across nodes: every node gets the
 	// same secret.

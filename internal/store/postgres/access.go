@@ -98,6 +98,9 @@ ORDER BY ord`
 	sqlAccDeleteAudit = `DELETE FROM switchyard.audit_log WHERE id IN (
 	SELECT id FROM switchyard.audit_log WHERE at < $1 ORDER BY at LIMIT $2::bigint)`
 
+	sqlAccDeleteIdleBuckets = `DELETE FROM switchyard.rate_buckets WHERE key IN (
+	SELECT key FROM switchyard.rate_buckets WHERE updated_at < $1 LIMIT $2::bigint)`
+
 	sqlAccGetSecret    = `SELECT value FROM switchyard.instance_secrets WHERE name = $1`
 	sqlAccInsertSecret = `INSERT INTO switchyard.instance_secrets (name, value) VALUES ($1, $2)
 ON CONFLICT (name) DO NOTHING`
@@ -620,6 +623,15 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time, limit i
 	tag, err := s.pool.Exec(ctx, sqlAccDeleteAudit, before, pgLimit(limit))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete audit: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// DeleteIdleRateBuckets implements store.Access.
+func (s *Store) DeleteIdleRateBuckets(ctx context.Context, before time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, sqlAccDeleteIdleBuckets, before, pgLimit(limit))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete idle rate buckets: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -77,7 +77,10 @@ const (
 	sqlAccDeleteAudit = `DELETE FROM audit_log WHERE id IN (
 		SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)`
 
-	sqlAccGetBucket    = `SELECT tokens, updated_at FROM rate_buckets WHERE key = ?`
+	sqlAccGetBucket = `SELECT tokens, updated_at FROM rate_buckets WHERE key = ?`
+	// Parameters: before, limit.
+	sqlAccDeleteIdleBuckets = `DELETE FROM rate_buckets WHERE key IN (
+		SELECT key FROM rate_buckets WHERE updated_at < ? LIMIT ?)`
 	sqlAccUpsertBucket = `INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at`
 
@@ -668,6 +671,20 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time, limit i
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete audit: %w", err)
+	}
+	return int(n), nil
+}
+
+// DeleteIdleRateBuckets implements store.Access.
+func (s *Store) DeleteIdleRateBuckets(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int64
+	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
+		var err error
+		n, err = t.accExec(sqlAccDeleteIdleBuckets, micros(before), sqlLimit(limit))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete idle rate buckets: %w", err)
 	}
 	return int(n), nil
 }

@@ -53,6 +53,7 @@ var rateTests = []suiteTest{
 	{"Refill", testRateRefill},
 	{"Concurrent", testRateConcurrent},
 	{"BadInput", testRateBadInput},
+	{"DeleteIdle", testRateDeleteIdle},
 }
 
 var secretTests = []suiteTest{
@@ -945,5 +946,28 @@ func testInstanceSecret(t *testing.T, open opener) {
 	other, err := e.s.InstanceSecret(e.ctx(), "cookie", []byte("cookie-secret"))
 	if err != nil || string(other) != "cookie-secret" {
 		t.Errorf("another name = %q, %v; want its own generated value", other, err)
+	}
+}
+
+func testRateDeleteIdle(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	e.take("old", 1, 5, 5)
+	now, err := e.s.Now(e.ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A cut before the take keeps the bucket: it is not idle.
+	if n, err := e.s.DeleteIdleRateBuckets(e.ctx(), now.Add(-time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("DeleteIdleRateBuckets before the take = %d, %v; want 0", n, err)
+	}
+	if got, _ := e.take("old", 1, 5, 1); got != 0 {
+		t.Fatalf("the kept bucket gave %d, want 0 (still empty)", got)
+	}
+	// A cut after it deletes it, and the key starts full again.
+	if n, err := e.s.DeleteIdleRateBuckets(e.ctx(), now.Add(time.Hour), 100); err != nil || n != 1 {
+		t.Fatalf("DeleteIdleRateBuckets after the take = %d, %v; want 1", n, err)
+	}
+	if got, _ := e.take("old", 1, 5, 5); got != 5 {
+		t.Errorf("a deleted bucket gave %d, want 5 (it starts full)", got)
 	}
 }
