@@ -58,17 +58,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := onlyParams(q, "limit", "cursor"); err != nil {
-		s.fail(w, r, err)
+	cursor, limit, ok := s.pageQuery(w, r)
+	if !ok {
 		return
 	}
-	limit, err := parseLimit(q.Get("limit"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ks, next, err := s.tc(r).APIKeys(r.Context(), q.Get("cursor"), limit)
+	ks, next, err := s.tc(r).APIKeys(r.Context(), cursor, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return

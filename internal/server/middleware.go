@@ -144,3 +144,19 @@ func onlyParams(q url.Values, allowed ...string) error {
 	}
 	return nil
 }
+
+// pageQuery reads the paging parameters of a list that takes no filters,
+// answering the error itself if they are bad.
+func (s *Server) pageQuery(w http.ResponseWriter, r *http.Request) (cursor string, limit int, ok bool) {
+	q := r.URL.Query()
+	if err := onlyParams(q, "limit", "cursor"); err != nil {
+		s.fail(w, r, err)
+		return "", 0, false
+	}
+	limit, err := parseLimit(q.Get("limit"))
+	if err != nil {
+		s.fail(w, r, err)
+		return "", 0, false
+	}
+	return q.Get("cursor"), limit, true
+}

@@ -35,19 +35,13 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 // listTenants lists every tenant to instance administrators, and to others
 // the tenants they belong to.
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := onlyParams(q, "limit", "cursor"); err != nil {
-		s.fail(w, r, err)
+	cursor, limit, ok := s.pageQuery(w, r)
+	if !ok {
 		return
 	}
 	c := callerOf(r)
 	if c.instanceAdmin() {
-		limit, err := parseLimit(q.Get("limit"))
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		ts, next, err := s.c.Tenants(r.Context(), q.Get("cursor"), limit)
+		ts, next, err := s.c.Tenants(r.Context(), cursor, limit)
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -57,17 +57,11 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := onlyParams(q, "limit", "cursor"); err != nil {
-		s.fail(w, r, err)
+	cursor, limit, ok := s.pageQuery(w, r)
+	if !ok {
 		return
 	}
-	limit, err := parseLimit(q.Get("limit"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	us, next, err := s.tc(r).Members(r.Context(), q.Get("cursor"), limit)
+	us, next, err := s.tc(r).Members(r.Context(), cursor, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
