@@ -9,6 +9,10 @@
 //	job, _, err := c.EnqueueJob(ctx, client.JobRequest{Kind: "email.send", Args: args})
 //	var apiErr *client.Error
 //	if errors.As(err, &apiErr) && apiErr.Code == client.CodeInvalidArgument { … }
+//
+// A client authenticates with an API key or a user's access token (see
+// Login), and acts in the credential's tenant unless Config.Tenant or
+// WithTenant chooses another one it may act in.
 package client
 
 import (
@@ -47,8 +51,14 @@ type Config struct {
 	// http://localhost:8080.
 	BaseURL string
 	// APIKey is sent as "Authorization: Bearer <APIKey>"; empty sends no
-	// Authorization header. Default: none.
+	// Authorization header. A user's access token (Session.AccessToken)
+	// may be given here too. Default: none.
 	APIKey string
+	// Tenant is sent as the Switchyard-Tenant header: the tenant every
+	// request acts in. A tenant the credential may not act in answers
+	// not_found. Default: none, which means the API key's tenant, the
+	// user's only tenant, or "default" for an instance administrator.
+	Tenant string
 	// HTTPClient sends the requests. Its Timeout bounds each call. Default:
 	// an http.Client with a 30 s timeout.
 	HTTPClient *http.Client
@@ -61,9 +71,14 @@ type Config struct {
 type Client struct {
 	base      string // scheme://host[/prefix], no trailing slash
 	apiKey    string
+	tenant    string
 	userAgent string
 	hc        *http.Client
 }
+
+// TenantHeader is the request header that chooses the tenant a request acts
+// in.
+const TenantHeader = "Switchyard-Tenant"
 
 // New returns a Client for cfg, or an error when cfg.BaseURL is not an
 // absolute http or https URL.
@@ -89,6 +104,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		base:      strings.TrimRight(u.String(), "/"),
 		apiKey:    cfg.APIKey,
+		tenant:    cfg.Tenant,
 		userAgent: cfg.UserAgent,
 		hc:        cfg.HTTPClient,
 	}
@@ -104,6 +120,27 @@ func New(cfg Config) (*Client, error) {
 // BaseURL returns the server address the client calls, without a trailing
 // slash.
 func (c *Client) BaseURL() string { return c.base }
+
+// Tenant returns the tenant the client asks to act in; "" for the
+// credential's default.
+func (c *Client) Tenant() string { return c.tenant }
+
+// WithTenant returns a client that acts in tenant ("" for the credential's
+// default) and is otherwise c. Both share c's connections.
+func (c *Client) WithTenant(tenant string) *Client {
+	cp := *c
+	cp.tenant = tenant
+	return &cp
+}
+
+// WithCredential returns a client that authenticates with token, an API
+// key or an access token ("" for none), and is otherwise c. Both share c's
+// connections.
+func (c *Client) WithCredential(token string) *Client {
+	cp := *c
+	cp.apiKey = token
+	return &cp
+}
 
 // Error codes the server answers with, one per HTTP status.
 const (
@@ -166,6 +203,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("User-Agent", c.userAgent)
 	if c.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	if c.tenant != "" {
+		req.Header.Set(TenantHeader, c.tenant)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

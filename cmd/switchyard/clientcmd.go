@@ -1,8 +1,10 @@
 package main
 
-// The plumbing shared by the client subcommands (jobs, queues): the flags
-// every one of them takes, finding the API key, flags after positional
-// arguments, subcommand groups, and turning API errors into one line.
+// The plumbing shared by the client subcommands (jobs, queues, tenants,
+// users, keys, audit, whoami): the flags every one of them takes, finding
+// the credential (an API key or the session 'switchyard login' saved), flags
+// after positional arguments, subcommand groups, and turning API errors into
+// one line.
 
 import (
 	"bytes"
@@ -15,6 +17,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -34,11 +37,14 @@ type clientFlags struct {
 	server      string
 	apiKey      string
 	keyFile     string
+	tenant      string
+	sessionFile string
 	jsonOut     bool
 	httpTimeout time.Duration
 
 	hc        *http.Client // made by client(); closed by close()
 	keySource string       // where the key sent came from, for hints; "" for none
+	session   *sessionAuth // the saved session in use, if any
 }
 
 // envNames overrides the SWITCHYARD_<FLAG> name shown in help for flags
@@ -51,7 +57,9 @@ func newClientFlags(fs *flag.FlagSet, stdout io.Writer) *clientFlags {
 	cf := &clientFlags{fs: fs, stdout: stdout}
 	fs.StringVar(&cf.server, "server", client.DefaultBaseURL, "the server's base `URL`")
 	fs.StringVar(&cf.apiKey, "api-key", "", "API `key` to authenticate with (default: read from --key-file)")
-	fs.StringVar(&cf.keyFile, "key-file", defaultKeyFile, "`file` holding the API key, as 'switchyard serve' writes it at first start;\nignored when --api-key is given, skipped when missing unless set explicitly")
+	fs.StringVar(&cf.keyFile, "key-file", defaultKeyFile, "`file` holding the API key, as 'switchyard serve' writes it at first start;\nignored when --api-key is given, skipped when missing unless set explicitly;\na saved session (switchyard login) wins over the default key file")
+	fs.StringVar(&cf.tenant, "tenant", "", "act in the tenant with this `id` (sent as the Switchyard-Tenant header);\ndefault: the API key's tenant, the user's only tenant, or the tenant given at login")
+	fs.StringVar(&cf.sessionFile, "session-file", "", "`file` where 'switchyard login' keeps the session, used when no API key is given\n(default: "+displaySessionPath()+")")
 	fs.BoolVar(&cf.jsonOut, "json", false, "print the server's JSON instead of a table, one object per line")
 	fs.DurationVar(&cf.httpTimeout, "http-timeout", 30*time.Second, "bound on each HTTP request to the server")
 	return cf
@@ -110,24 +118,48 @@ func commandName(fs *flag.FlagSet) string {
 	return strings.Join(words, " ")
 }
 
-// client builds the API client from the flags.
+// client builds the API client from the flags. The credential is the
+// first of: --api-key (or SWITCHYARD_API_KEY); the key file when named
+// explicitly; the session 'switchyard login' saved, when it is for the
+// server asked for (or no server was asked for); the default key file.
 func (cf *clientFlags) client() (*client.Client, error) {
 	key, err := cf.key()
 	if err != nil {
 		return nil, err
 	}
 	hc := &http.Client{Timeout: cf.httpTimeout}
+	tenant := cf.tenant
+	if cf.session != nil {
+		hc.Transport = cf.session
+		cf.server = cf.session.server()
+		if tenant == "" {
+			tenant = cf.session.tenant()
+		}
+	}
 	c, err := client.New(client.Config{
 		BaseURL:    cf.server,
 		APIKey:     key,
+		Tenant:     tenant,
 		HTTPClient: hc,
-		UserAgent:  "switchyard-cli/" + version,
+		UserAgent:  userAgent(),
 	})
 	if err != nil {
 		return nil, usageErr{fmt.Errorf("--server: %w", err)}
 	}
 	cf.hc = hc
 	return c, nil
+}
+
+func userAgent() string { return "switchyard-cli/" + version }
+
+// serverGiven reports whether --server, SWITCHYARD_URL or SWITCHYARD_SERVER
+// named the server.
+func (cf *clientFlags) serverGiven() bool {
+	if given(cf.fs, "server") {
+		return true
+	}
+	v, ok := os.LookupEnv("SWITCHYARD_URL")
+	return ok && v != ""
 }
 
 // close lets go of the connections client() opened: a command is one
@@ -138,9 +170,10 @@ func (cf *clientFlags) close() {
 	}
 }
 
-// key returns --api-key, else the key in --key-file. A missing key file is
-// an error only when it was named explicitly; otherwise no key is sent and
-// the server's 401 explains.
+// key returns --api-key, else the key in --key-file when named explicitly,
+// else "" with cf.session set when a saved session applies, else the key in
+// the default key file. A missing key file is an error only when it was
+// named explicitly; otherwise no key is sent and the server's 401 explains.
 func (cf *clientFlags) key() (string, error) {
 	if cf.apiKey != "" {
 		cf.keySource = "--api-key"
@@ -148,6 +181,17 @@ func (cf *clientFlags) key() (string, error) {
 			cf.keySource = "SWITCHYARD_API_KEY"
 		}
 		return cf.apiKey, nil
+	}
+	if !given(cf.fs, "key-file") {
+		sa, err := cf.loadSession(false)
+		if err != nil {
+			return "", err
+		}
+		if sa != nil {
+			cf.session = sa
+			cf.keySource = "session"
+			return "", nil
+		}
 	}
 	if cf.keyFile == "" {
 		return "", nil
@@ -175,19 +219,26 @@ func (cf *clientFlags) key() (string, error) {
 func (cf *clientFlags) explain(err error) error {
 	var apiErr *client.Error
 	if errors.As(err, &apiErr) {
-		msg := apiErr.Message + " (" + apiErr.Code
-		if apiErr.RequestID != "" {
-			msg += ", request " + apiErr.RequestID
+		msg := apiMessage(apiErr)
+		if apiErr.Code == client.CodeInvalidArgument && strings.Contains(apiErr.Message, client.TenantHeader) {
+			msg += "\nhint: choose the tenant with --tenant or SWITCHYARD_TENANT"
 		}
-		msg += ")"
 		if apiErr.Code == client.CodeUnauthenticated {
-			if cf.keySource == "" {
+			var sessErr *sessionError
+			switch {
+			case errors.As(err, &sessErr):
+				msg = "the session saved in " + sessErr.path + " could not be renewed: " + msg +
+					"\nhint: log in again with 'switchyard login EMAIL --password-stdin'"
+			case cf.session != nil:
+				msg += "\nhint: the credential sent came from the session in " + cf.session.path +
+					"; log in again with 'switchyard login EMAIL --password-stdin', or give --api-key"
+			case cf.keySource == "":
 				why := "no --api-key or SWITCHYARD_API_KEY"
 				if cf.keyFile != "" {
 					why += ", and no key file " + cf.keyFile
 				}
-				msg += "\nhint: no API key was sent (" + why + ")"
-			} else {
+				msg += "\nhint: no API key was sent (" + why + "), and no session from 'switchyard login'"
+			default:
 				msg += "\nhint: the key sent came from " + cf.keySource
 			}
 		}
@@ -197,6 +248,15 @@ func (cf *clientFlags) explain(err error) error {
 		return fmt.Errorf("%w\nhint: is a server running at %s? Point --server or SWITCHYARD_URL at it", err, cf.server)
 	}
 	return err
+}
+
+// apiMessage is "<message> (<code>, request <id>)".
+func apiMessage(e *client.Error) string {
+	msg := e.Message + " (" + e.Code
+	if e.RequestID != "" {
+		msg += ", request " + e.RequestID
+	}
+	return msg + ")"
 }
 
 // setOnCommandLine reports whether the flag was given on the command line.
@@ -213,6 +273,9 @@ func setOnCommandLine(fs *flag.FlagSet, name string) bool {
 func given(fs *flag.FlagSet, name string) bool {
 	if setOnCommandLine(fs, name) {
 		return true
+	}
+	if f := fs.Lookup(name); f != nil && commandLineOnly(f) {
+		return false
 	}
 	_, ok := os.LookupEnv(envName(name))
 	return ok
@@ -283,7 +346,9 @@ func setUsage(fs *flag.FlagSet, description string) {
 }
 
 // commonFlags are the flags newClientFlags defines.
-var commonFlags = map[string]bool{"server": true, "api-key": true, "key-file": true, "json": true, "http-timeout": true}
+var commonFlags = map[string]bool{
+	"server": true, "api-key": true, "key-file": true, "tenant": true, "session-file": true, "json": true, "http-timeout": true,
+}
 
 func printFlagHelp(w io.Writer, flags []*flag.Flag) {
 	for _, f := range flags {
@@ -296,8 +361,12 @@ func printFlagHelp(w io.Writer, flags []*flag.Flag) {
 		if env == "" {
 			env = envName(f.Name)
 		}
+		env = "env " + env
+		if commandLineOnly(f) {
+			env = "command line only (no environment variable)"
+		}
 		usage = strings.ReplaceAll(usage, "\n", "\n      ")
-		fmt.Fprintf(w, "%s\n      %s\n      env %s", line, usage, env)
+		fmt.Fprintf(w, "%s\n      %s\n      %s", line, usage, env)
 		switch f.DefValue {
 		case "", "0", "0s", "false":
 		default:
@@ -373,3 +442,78 @@ func (s *stringsFlag) Set(v string) error {
 	*s = append(*s, v)
 	return nil
 }
+
+// pageFlags are the paging flags of list subcommands.
+type pageFlags struct {
+	limit  int
+	cursor string
+	all    bool
+}
+
+func definePageFlags(fs *flag.FlagSet, what string) *pageFlags {
+	p := &pageFlags{}
+	fs.IntVar(&p.limit, "limit", 0, what+" per page, 1 to 1000 (default: the server's, 100)")
+	fs.StringVar(&p.cursor, "cursor", "", "start at this `cursor`, printed by an earlier page")
+	fs.BoolVar(&p.all, "all", false, "follow the cursors and list every one")
+	return p
+}
+
+// listPages fetches one page, or with --all every page, handing each item
+// to each, and then flushes tw (the table each wrote to) unless it failed
+// before any item. A page's next cursor goes to stderr when not following.
+func listPages[T any](p *pageFlags, tw *tabwriter.Writer, stderr io.Writer,
+	fetch func(client.ListParams) ([]T, string, error), each func(*T) error) error {
+	n := 0
+	err := func() error {
+		lp := client.ListParams{Limit: p.limit, Cursor: p.cursor}
+		seen := map[string]bool{}
+		for {
+			items, next, err := fetch(lp)
+			if err != nil {
+				return err
+			}
+			for i := range items {
+				if err := each(&items[i]); err != nil {
+					return err
+				}
+				n++
+			}
+			if next == "" {
+				return nil
+			}
+			if !p.all {
+				fmt.Fprintf(stderr, "next cursor: %s\n", next)
+				return nil
+			}
+			if seen[next] {
+				return errors.New("the server repeated a cursor; stopping")
+			}
+			seen[next] = true
+			lp.Cursor = next
+		}
+	}()
+	if err == nil || n > 0 {
+		if ferr := tw.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	return err
+}
+
+// oneID checks a subcommand got exactly one positional argument.
+func oneID(cf *clientFlags, pos []string, what string) (string, error) {
+	if len(pos) != 1 {
+		return "", cf.usageError("want exactly one %s, got %d arguments", what, len(pos))
+	}
+	return pos[0], nil
+}
+
+// yesNo is a boolean for tables.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,6 +1,7 @@
-// Command switchyard is Switchyard's single binary: the benchmark, the
-// migrator and, as the product grows, the server and its CLI client. It is
-// the only place that reads flags, environment and files.
+// Command switchyard is Switchyard's single binary: the server, the
+// benchmark, the migrator and the CLI client of the HTTP API (jobs, queues,
+// tenants, users, keys, the audit log, login). It is the only place that
+// reads flags, environment and files.
 package main
 
 import (
@@ -27,12 +28,19 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"audit", "read a tenant's audit log: who did what, when, with what result", runAudit},
 		{"bench", "measure throughput, latency and idle cost on a database", runBench},
 		{"jobs", "enqueue, get, list, cancel, retry and delete jobs on a server", runJobs},
+		{"keys", "create, list, inspect and revoke a tenant's API keys", runKeys},
+		{"login", "log in as a user and save the session for later commands", runLogin},
+		{"logout", "end the saved session and delete it", runLogout},
 		{"migrate", "apply pending database migrations", runMigrate},
 		{"queues", "list, pause, resume and configure queues on a server", runQueues},
 		{"serve", "run the server: HTTP API and workers", runServe},
+		{"tenants", "create, list, inspect and change tenants", runTenants},
+		{"users", "add, list, change and remove a tenant's members", runUsers},
 		{"version", "print the version", runVersion},
+		{"whoami", "show the credential in use, its tenant and role", runWhoami},
 	}
 }
 
@@ -48,7 +56,16 @@ Commands:
 	}
 	fmt.Fprintf(w, `
 Every flag has an environment twin SWITCHYARD_<FLAG> (dashes become
-underscores); a flag on the command line wins over the environment.
+underscores), except the few that --help marks as command line only; a
+flag on the command line wins over the environment.
+
+The client commands (audit, jobs, keys, queues, tenants, users, whoami)
+talk to --server (SWITCHYARD_URL, default http://localhost:8080) with the
+first credential found: --api-key (SWITCHYARD_API_KEY); --key-file when
+given; the session 'switchyard login' saved for that server; the key file
+switchyard.key in the working directory, which 'switchyard serve' writes at
+first start. --tenant (SWITCHYARD_TENANT) chooses the tenant they act in.
+
 Run 'switchyard <command> --help' for a command's flags.
 `)
 }
@@ -99,7 +116,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
+		if set[f.Name] || commandLineOnly(f) {
 			return
 		}
 		env := "SWITCHYARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -113,6 +130,38 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
 	return errors.Join(errs...)
+}
+
+// cmdLineOnly wraps the value of a flag that has no environment twin:
+// one whose SWITCHYARD_<FLAG> name is already serve's setting
+// (SWITCHYARD_RATE_LIMIT), or one that grants power and must never come
+// from an environment left set (--instance-admin).
+type cmdLineOnly struct{ flag.Value }
+
+func (c *cmdLineOnly) String() string {
+	if c == nil || c.Value == nil {
+		return ""
+	}
+	return c.Value.String()
+}
+
+// IsBoolFlag keeps a wrapped boolean flag one that takes no value.
+func (c *cmdLineOnly) IsBoolFlag() bool {
+	b, ok := c.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// onlyOnCommandLine takes the environment twins of the named flags away.
+func onlyOnCommandLine(fs *flag.FlagSet, names ...string) {
+	for _, n := range names {
+		f := fs.Lookup(n)
+		f.Value = &cmdLineOnly{f.Value}
+	}
+}
+
+func commandLineOnly(f *flag.Flag) bool {
+	_, ok := f.Value.(*cmdLineOnly)
+	return ok
 }
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {

@@ -474,6 +474,7 @@ type exchange struct {
 	contentType  string // of body; "" with a body means application/json
 	body         string // "" sends none
 	requestID    string // sent as X-Request-Id; "" sends none
+	tenant       string // sent as Switchyard-Tenant; "" sends none
 	// docRejects says the document's request schema must reject body (the
 	// server refuses it for a reason the schema can express).
 	docRejects bool
@@ -539,6 +540,9 @@ func (o *openapiRunner) do(want int, x *exchange) *exchange {
 	}
 	if x.requestID != "" {
 		req.Header.Set("X-Request-Id", x.requestID)
+	}
+	if x.tenant != "" {
+		req.Header.Set("Switchyard-Tenant", x.tenant)
 	}
 	resp, err := o.hc.Do(req)
 	if err != nil {
@@ -908,4 +912,182 @@ func leaseOne(t *testing.T, c *switchyard.Client, queue string, want any) *switc
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// TestOpenAPIAccessResponsesMatch holds the answers of the tenant, user,
+// session, key and audit routes to the document: each kind of object, and
+// the refusals that come with credentials, roles and rate limits.
+func TestOpenAPIAccessResponsesMatch(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{
+		NotStarted: true,
+		Server: server.Config{
+			IPRateLimit: switchyard.RateLimit{RequestsPerSecond: -1},
+			LoginLimit:  switchyard.RateLimit{RequestsPerSecond: 0.001, Burst: 5},
+		},
+	})
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	o := &openapiRunner{t: t, d: loadDoc(t, true), hc: &http.Client{Transport: transport}, baseURL: srv.URL, adminKey: srv.AdminKey}
+	str := func(v any) string { s, _ := v.(string); return s }
+
+	// Tenants.
+	x := o.do(201, &exchange{method: "POST", path: "/v1/tenants", body: `{"id":"acme","name":"Acme","rate_limit":{"requests_per_second":100,"burst":200}}`})
+	if x.header.Get("Location") != "/v1/tenants/acme" || x.obj()["id"] != "acme" {
+		t.Errorf("created tenant %v, Location %q", x.obj(), x.header.Get("Location"))
+	}
+	o.do(201, &exchange{method: "POST", path: "/v1/tenants", body: `{"id":"plain","rate_limit":null}`})
+	o.do(201, &exchange{method: "POST", path: "/v1/tenants", body: `{"id":"slow","name":"Slow"}`})
+	o.do(409, &exchange{method: "POST", path: "/v1/tenants", body: `{"id":"acme"}`})
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/tenants?limit=1"}).obj(); str(p["next_cursor"]) == "" {
+		t.Errorf("tenants by one = %v, want a next_cursor", p)
+	}
+	o.do(200, &exchange{method: "GET", path: "/v1/tenants"})
+	o.do(200, &exchange{method: "GET", path: "/v1/tenants/acme"})
+	o.do(404, &exchange{method: "GET", path: "/v1/tenants/nope"})
+	o.do(200, &exchange{method: "PATCH", path: "/v1/tenants/acme", body: `{"name":"Acme Corp"}`})
+	if tn := o.do(200, &exchange{method: "PATCH", path: "/v1/tenants/plain", body: `{"rate_limit":null}`}).obj(); tn["rate_limit"] != nil {
+		t.Errorf("tenant with its rate limit cleared = %v", tn)
+	}
+	o.do(404, &exchange{method: "PATCH", path: "/v1/tenants/nope", body: `{"name":"x"}`})
+
+	// API keys, one of them a viewer's for acme.
+	x = o.do(201, &exchange{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"viewer","role":"viewer","expires_at":"2030-01-01T00:00:00Z"}`})
+	key, _ := x.obj()["key"].(map[string]any)
+	viewer, keyID := str(x.obj()["secret"]), str(key["id"])
+	if viewer == "" || x.header.Get("Location") != "/v1/keys/"+keyID || key["tenant_id"] != "acme" {
+		t.Fatalf("created key %v, Location %q", x.obj(), x.header.Get("Location"))
+	}
+	o.do(201, &exchange{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"ops","role":"operator","expires_at":null}`})
+	// The key is made before slow gets its low limit: the server keeps one
+	// bucket per caller whatever the tenant, so a request the admin key
+	// made in slow would put that bucket 1000 s in debt everywhere.
+	slow := str(o.do(201, &exchange{method: "POST", path: "/v1/keys", tenant: "slow", body: `{"name":"slow","role":"viewer"}`}).obj()["secret"])
+	o.do(200, &exchange{method: "PATCH", path: "/v1/tenants/slow", body: `{"rate_limit":{"requests_per_second":0.001,"burst":1}}`})
+	o.do(200, &exchange{method: "GET", path: "/v1/keys", tenant: "acme"})
+	o.do(200, &exchange{method: "GET", path: "/v1/keys/" + keyID, tenant: "acme"})
+	o.do(404, &exchange{method: "GET", path: "/v1/keys/" + keyID}) // the default tenant's keys
+
+	// Who am I; what the viewer key may not do; where it cannot go.
+	if me := o.do(200, &exchange{method: "GET", path: "/v1/me", key: viewer}).obj(); me["type"] != "key" || me["tenant_id"] != "acme" || me["role"] != "viewer" {
+		t.Errorf("the viewer key's me = %v", me)
+	}
+	o.do(200, &exchange{method: "GET", path: "/v1/me"})
+	o.do(200, &exchange{method: "GET", path: "/v1/me", tenant: "acme"})
+	o.do(404, &exchange{method: "GET", path: "/v1/me", key: viewer, tenant: "default"})
+	x = o.do(200, &exchange{method: "GET", path: "/v1/jobs", key: viewer})
+	if x.header.Get("RateLimit-Limit") != "200" || x.header.Get("RateLimit-Remaining") == "" || x.header.Get("RateLimit-Reset") == "" {
+		t.Errorf("acme's answer has RateLimit headers %v", x.header)
+	}
+	o.do(403, &exchange{method: "POST", path: "/v1/jobs", key: viewer, body: `{"kind":"noop"}`})
+	o.do(403, &exchange{method: "GET", path: "/v1/keys", key: viewer})
+	o.do(403, &exchange{method: "POST", path: "/v1/users", key: viewer, body: `{"email":"eve@example.com","password":"eve's long password","role":"viewer"}`})
+	o.do(404, &exchange{method: "GET", path: "/v1/jobs", key: viewer, tenant: "default"})
+	o.do(404, &exchange{method: "GET", path: "/v1/queues", tenant: "nope"})
+
+	// Members.
+	const password = "correct horse battery"
+	x = o.do(201, &exchange{method: "POST", path: "/v1/users", tenant: "acme", body: `{"email":"ana@example.com","password":"` + password + `","role":"admin"}`})
+	ana := str(x.obj()["id"])
+	if ana == "" || x.header.Get("Location") != "/v1/users/"+ana {
+		t.Fatalf("created user %v, Location %q", x.obj(), x.header.Get("Location"))
+	}
+	o.do(409, &exchange{method: "POST", path: "/v1/users", tenant: "acme", body: `{"email":"ana@example.com","role":"viewer"}`})
+	o.do(201, &exchange{method: "POST", path: "/v1/users", tenant: "plain", body: `{"email":"ana@example.com","role":"viewer","instance_admin":false}`})
+	o.do(200, &exchange{method: "GET", path: "/v1/users?limit=10", tenant: "acme"})
+	o.do(200, &exchange{method: "GET", path: "/v1/users/" + ana, tenant: "acme"})
+	o.do(200, &exchange{method: "PATCH", path: "/v1/users/" + ana, tenant: "acme", body: `{"role":"operator"}`})
+	o.do(404, &exchange{method: "GET", path: "/v1/users/" + ana}) // not a member of default
+
+	// Sessions.
+	login := `{"email":"ana@example.com","password":"` + password + `"}`
+	sess := o.do(200, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: login}).obj()
+	access, refresh := str(sess["access_token"]), str(sess["refresh_token"])
+	if user, _ := sess["user"].(map[string]any); access == "" || refresh == "" || user["id"] != ana {
+		t.Fatalf("session = %v", sess)
+	}
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: `{"email":"ana@example.com","password":"not the password"}`})
+	if me := o.do(200, &exchange{method: "GET", path: "/v1/me", key: access}).obj(); me["type"] != "user" || me["tenant_id"] != nil {
+		t.Errorf("me of a user of two tenants, none chosen = %v", me)
+	}
+	o.do(200, &exchange{method: "GET", path: "/v1/me", key: access, tenant: "plain"})
+	o.do(400, &exchange{method: "GET", path: "/v1/jobs", key: access}) // which tenant?
+	o.do(200, &exchange{method: "GET", path: "/v1/users/" + ana, key: access, tenant: "plain"})
+	o.do(403, &exchange{method: "GET", path: "/v1/users", key: access, tenant: "plain"})
+	o.do(200, &exchange{method: "PATCH", path: "/v1/users/" + ana, key: access, tenant: "plain", body: `{"password":"` + password + `"}`})
+	o.do(401, &exchange{method: "GET", path: "/v1/me", key: access}) // a new password ends the sessions
+	sess = o.do(200, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: login}).obj()
+	next := o.do(200, &exchange{method: "POST", path: "/v1/auth/refresh", noKey: true, body: `{"refresh_token":"` + str(sess["refresh_token"]) + `"}`}).obj()
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/refresh", noKey: true, body: `{"refresh_token":"` + str(sess["refresh_token"]) + `"}`})
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/logout", key: str(next["access_token"])}) // the reuse ended it
+	sess = o.do(200, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: login}).obj()
+	o.do(204, &exchange{method: "POST", path: "/v1/auth/logout", key: str(sess["access_token"])})
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/logout", key: str(sess["access_token"])})
+	o.do(400, &exchange{method: "POST", path: "/v1/auth/logout"}) // an API key
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/logout", noKey: true})
+
+	// Rate limits: an account's login attempts, and a tenant's budget.
+	for range 5 {
+		o.do(401, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: `{"email":"nobody@example.com","password":"guess guess guess"}`})
+	}
+	x = o.do(429, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: `{"email":"nobody@example.com","password":"guess guess guess"}`})
+	if n, err := strconv.Atoi(x.header.Get("Retry-After")); err != nil || n < 1 {
+		t.Errorf("login over the limit: Retry-After %q", x.header.Get("Retry-After"))
+	}
+	o.do(200, &exchange{method: "GET", path: "/v1/queues", key: slow})
+	x = o.do(429, &exchange{method: "GET", path: "/v1/queues", key: slow})
+	if x.header.Get("RateLimit-Limit") != "1" || x.header.Get("RateLimit-Remaining") != "0" {
+		t.Errorf("over the tenant's limit: RateLimit headers %v", x.header)
+	}
+
+	// The audit log.
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/audit", tenant: "acme"}).obj(); len(asList(p["items"])) == 0 {
+		t.Errorf("acme's audit log is empty: %v", p)
+	}
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/audit?action=users.&result=ok&since=2020-01-01T00:00:00Z&until=2100-01-01T00:00:00Z&limit=1", tenant: "acme"}).obj(); str(p["next_cursor"]) == "" {
+		t.Errorf("users.* entries by one = %v, want a next_cursor", p)
+	}
+	o.do(200, &exchange{method: "GET", path: "/v1/audit?all_tenants=true&actor=nobody%40example.com&target=&result=denied"})
+	o.do(403, &exchange{method: "GET", path: "/v1/audit?all_tenants=true", tenant: "acme", key: str(o.do(201, &exchange{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"acme admin","role":"admin"}`}).obj()["secret"])})
+	o.do(404, &exchange{method: "GET", path: "/v1/audit", tenant: "nope"})
+
+	// Revoking and removing.
+	o.do(204, &exchange{method: "DELETE", path: "/v1/keys/" + keyID, tenant: "acme"})
+	o.do(409, &exchange{method: "DELETE", path: "/v1/keys/" + keyID, tenant: "acme"})
+	o.do(401, &exchange{method: "GET", path: "/v1/me", key: viewer})
+	o.do(204, &exchange{method: "DELETE", path: "/v1/users/" + ana, tenant: "acme"})
+	o.do(404, &exchange{method: "DELETE", path: "/v1/users/" + ana, tenant: "acme"})
+
+	// Bad requests, refused by the schema too where it can say why.
+	for _, x := range []*exchange{
+		{method: "POST", path: "/v1/tenants", body: `{"id":"Not A Slug"}`, docRejects: true},
+		{method: "POST", path: "/v1/tenants", body: `{"id":"ok","color":"red"}`, docRejects: true},
+		{method: "POST", path: "/v1/tenants", body: `{"name":"no id"}`, docRejects: true},
+		{method: "POST", path: "/v1/tenants", body: `{"id":"x","rate_limit":{"requests_per_second":1}}`, docRejects: true},
+		{method: "PATCH", path: "/v1/tenants/acme", body: `{}`, docRejects: true},
+		{method: "PATCH", path: "/v1/tenants/acme", body: `{"name":""}`, docRejects: true},
+		{method: "PATCH", path: "/v1/tenants/acme", body: `{"rate_limit":{"requests_per_second":0,"burst":1}}`, docRejects: true},
+		{method: "PATCH", path: "/v1/tenants/acme", body: `{"rate_limit":{"requests_per_second":1,"burst":0}}`, docRejects: true},
+		{method: "GET", path: "/v1/tenants?limit=0"},
+		{method: "POST", path: "/v1/users", tenant: "acme", body: `{"email":"x@example.com","password":"long enough password"}`, docRejects: true},
+		{method: "POST", path: "/v1/users", tenant: "acme", body: `{"email":"x@example.com","password":"short","role":"viewer"}`, docRejects: true},
+		{method: "POST", path: "/v1/users", tenant: "acme", body: `{"email":"new@example.com","role":"viewer"}`},
+		{method: "PATCH", path: "/v1/users/" + ana, tenant: "plain", body: `{}`, docRejects: true},
+		{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"x"}`, docRejects: true},
+		{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"x","role":"god"}`, docRejects: true},
+		{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"","role":"viewer"}`, docRejects: true},
+		{method: "POST", path: "/v1/keys", tenant: "acme", body: `{"name":"x","role":"viewer","expires_at":"2001-01-01T00:00:00Z"}`},
+		{method: "POST", path: "/v1/auth/refresh", noKey: true, body: `{"refresh_token":"x","also":1}`, docRejects: true},
+		{method: "POST", path: "/v1/auth/login", noKey: true, body: `{"email":"ana@example.com","password":"x","otp":1}`, docRejects: true},
+		{method: "GET", path: "/v1/audit?since=yesterday", tenant: "acme"},
+		{method: "GET", path: "/v1/audit?all_tenants=maybe"},
+		{method: "GET", path: "/v1/audit?colour=red"},
+	} {
+		o.do(400, x)
+	}
+	// A missing password or refresh token is a wrong one: 401.
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/login", noKey: true, body: `{"email":"ana@example.com"}`, docRejects: true})
+	o.do(401, &exchange{method: "POST", path: "/v1/auth/refresh", noKey: true, body: `{}`, docRejects: true})
+	o.do(415, &exchange{method: "POST", path: "/v1/tenants", contentType: "text/plain", body: `{"id":"t"}`})
+	o.do(413, &exchange{method: "PATCH", path: "/v1/tenants/acme", body: `{"name":"` + strings.Repeat("x", 1<<20) + `"}`})
 }
