@@ -54,7 +54,12 @@ func (c *Client) CreateAPIKey(ctx context.Context, k NewAPIKey) (secret string, 
 	if _, err := c.store.CreateAPIKey(ctx, stored, false); err != nil {
 		return "", nil, fmt.Errorf("switchyard: create api key: %w", err)
 	}
-	return secret, keyFromStore(&stored), nil
+	// Read back: the store sets the creation time.
+	created, err := c.store.GetAPIKey(ctx, stored.TenantID, stored.ID)
+	if err != nil {
+		return "", nil, fmt.Errorf("switchyard: create api key: %w", err)
+	}
+	return secret, keyFromStore(created), nil
 }
 
 // CreateFirstAdminKey creates an instance-administrator key if the store has

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/argon2"
@@ -42,7 +43,7 @@ const MaxPasswordLength = 1024
 // HashPassword returns the argon2id hash of password in PHC string form:
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
 func HashPassword(password string) (string, error) {
-	if len(password) < MinPasswordLength {
+	if utf8.RuneCountInString(password) < MinPasswordLength {
 		return "", fmt.Errorf("password must be at least %d characters", MinPasswordLength)
 	}
 	if len(password) > MaxPasswordLength {

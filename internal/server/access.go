@@ -259,7 +259,9 @@ func (s *Server) limitCaller(w http.ResponseWriter, r *http.Request, c *caller) 
 			l = *t.RateLimit
 		}
 	}
-	return s.limit(w, r, c.limitKey(), l)
+	// One bucket per caller and tenant: an instance administrator or a
+	// member of several tenants spends each tenant's limit separately.
+	return s.limit(w, r, c.limitKey()+"@"+tenant, l)
 }
 
 // limit takes a token from bucket, setting the RateLimit headers; over the

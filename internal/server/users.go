@@ -17,6 +17,18 @@ type userRequest struct {
 	InstanceAdmin bool   `json:"instance_admin"`
 }
 
+// validTenantRole refuses a missing or unknown member role before any
+// permission is weighed, so that a typo is a 400, not a 403.
+func validTenantRole(role string) error {
+	switch role {
+	case switchyard.RoleViewer, switchyard.RoleOperator, switchyard.RoleAdmin, switchyard.RoleOwner:
+		return nil
+	case "":
+		return invalidf("field \"role\" is required: viewer, operator, admin or owner")
+	}
+	return invalidf("field \"role\": unknown role %q; want viewer, operator, admin or owner", role)
+}
+
 // mayGrant reports whether the caller may give (or take away) role: no one
 // hands out more than their own.
 func mayGrant(c *caller, role string) error {
@@ -33,8 +45,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := callerOf(r)
-	if req.Role == "" {
-		s.fail(w, r, invalidf("field \"role\" is required: viewer, operator, admin or owner"))
+	if err := validTenantRole(req.Role); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if err := mayGrant(c, req.Role); err != nil {
@@ -121,6 +133,10 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	if req.Role != nil {
 		if !switchyard.RoleAtLeast(c.role, admin) {
 			s.fail(w, r, fmt.Errorf("%w: changing roles needs the admin role; you have %s", switchyard.ErrPermissionDenied, describeRole(c)))
+			return
+		}
+		if err := validTenantRole(*req.Role); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		for _, role := range []string{*req.Role, u.Role} {
