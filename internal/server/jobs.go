@@ -105,6 +105,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	stateOf(r.Context()).target = res[0].Job.ID
 	status := http.StatusCreated
 	if res[0].Existing {
 		status = http.StatusOK
@@ -145,6 +146,7 @@ func (s *Server) createJobs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	stateOf(r.Context()).detail = fmt.Sprintf("%d jobs, ids %s to %s", len(res), res[0].Job.ID, res[len(res)-1].Job.ID)
 	items := make([]batchItem, len(res))
 	for i, r := range res {
 		items[i] = batchItem{Job: r.Job, Existing: r.Existing}
