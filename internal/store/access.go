@@ -160,8 +160,10 @@ type Access interface {
 	AppendAudit(ctx context.Context, entries []AuditEntry) error
 	// ListAudit returns entries newest first (by id).
 	ListAudit(ctx context.Context, p AuditListParams) ([]*AuditEntry, error)
-	// DeleteAuditBefore deletes up to limit entries older than before (the
-	// retention sweep; nothing else deletes audit entries).
+	// DeleteAuditBefore deletes, of the limit oldest entries (by id), those
+	// older than before (the retention sweep; nothing else deletes audit
+	// entries). Entries are appended in time order, so the oldest go first
+	// and a call that deletes fewer than limit has found the cut.
 	DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int, error)
 
 	// TakeTokens takes up to want tokens from the shared token bucket key,

@@ -94,9 +94,9 @@ FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $
 	WITH ORDINALITY AS e(at, tenant_id, actor_type, actor_id, action, target, result,
 	status, client_ip, request_id, detail, ord)
 ORDER BY ord`
-	// Oldest first, through audit_log_at.
+	// The oldest $2 entries by id, those of them older than $1.
 	sqlAccDeleteAudit = `DELETE FROM switchyard.audit_log WHERE id IN (
-	SELECT id FROM switchyard.audit_log WHERE at < $1 ORDER BY at LIMIT $2::bigint)`
+	SELECT id FROM (SELECT id, at FROM switchyard.audit_log ORDER BY id LIMIT $2::bigint) oldest WHERE at < $1)`
 
 	sqlAccDeleteIdleBuckets = `DELETE FROM switchyard.rate_buckets WHERE key IN (
 	SELECT key FROM switchyard.rate_buckets WHERE updated_at < $1 LIMIT $2::bigint)`

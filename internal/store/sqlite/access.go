@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -71,11 +72,10 @@ const (
 	sqlAccFamilyActive = `SELECT EXISTS (SELECT 1 FROM refresh_tokens
 		WHERE family_id = ? AND revoked_at IS NULL AND expires_at > ?)`
 
-	sqlAccInsertAudit = `INSERT INTO audit_log (at, tenant_id, actor_type, actor_id, action, target, result,
-		status, client_ip, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	// Oldest first, through audit_log_at. Parameters: before, limit.
+	// The oldest entries by id, those of them older than before.
+	// Parameters: limit, before.
 	sqlAccDeleteAudit = `DELETE FROM audit_log WHERE id IN (
-		SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)`
+		SELECT id FROM (SELECT id, at FROM audit_log ORDER BY id LIMIT ?) WHERE at < ?)`
 
 	sqlAccGetBucket = `SELECT tokens, updated_at FROM rate_buckets WHERE key = ?`
 	// Parameters: before, limit.
@@ -564,16 +564,20 @@ func (s *Store) AppendAudit(ctx context.Context, entries []store.AuditEntry) err
 		return nil
 	}
 	err := s.w.do(ctx, true, func(t *wtx) error {
-		st, err := t.w.conn.PrepareContext(context.Background(), sqlAccInsertAudit)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
+		args := make([]any, 0, len(entries)*auditCols)
 		for _, e := range entries {
-			if _, err := st.ExecContext(context.Background(), orNow(e.Time, t.nowUS), e.TenantID, e.ActorType, e.ActorID,
-				e.Action, e.Target, e.Result, e.Status, e.ClientIP, e.RequestID, e.Detail); err != nil {
+			args = append(args, orNow(e.Time, t.nowUS), e.TenantID, e.ActorType, e.ActorID,
+				e.Action, e.Target, e.Result, e.Status, e.ClientIP, e.RequestID, e.Detail)
+		}
+		// Chunks of the largest cached statement, then the binary digits
+		// of the rest, as Insert does.
+		for lo := 0; lo < len(entries); {
+			k := min(bits.Len(uint(len(entries)-lo))-1, auditSizes-1)
+			size := 1 << k
+			if _, err := t.exec(stAudit0+stmtID(k), args[lo*auditCols:(lo+size)*auditCols]...); err != nil {
 				return err
 			}
+			lo += size
 		}
 		return nil
 	})
@@ -582,6 +586,9 @@ func (s *Store) AppendAudit(ctx context.Context, entries []store.AuditEntry) err
 	}
 	return nil
 }
+
+// auditCols is the number of values of one audit_log row.
+const auditCols = 11
 
 // auditActionFilter returns the condition and argument for p.Action: a
 // prefix when it ends in "." or "*" (the "*" is not part of it), else the
@@ -666,7 +673,7 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, before time.Time, limit i
 	var n int64
 	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
 		var err error
-		n, err = t.accExec(sqlAccDeleteAudit, micros(before), sqlLimit(limit))
+		n, err = t.accExec(sqlAccDeleteAudit, sqlLimit(limit), micros(before))
 		return err
 	})
 	if err != nil {

@@ -71,8 +71,16 @@ const (
 	stSucceed0 = stInsert0 + insertSizes
 	// stLeaseMark0 .. stLeaseMark0+chunkSizes-1 lease 1, 2, 4, … jobs.
 	stLeaseMark0 = stSucceed0 + chunkSizes
-	numStmts     = stLeaseMark0 + chunkSizes
+	// stAudit0 .. stAudit0+auditSizes-1 append 1, 2, 4, … audit entries.
+	stAudit0 = stLeaseMark0 + chunkSizes
+	numStmts = stAudit0 + auditSizes
 )
+
+// auditSizes is how many multi-row audit INSERT statements there are: for
+// 1, 2, 4, … 64 entries. A server appends an entry per mutating request; a
+// statement per entry, prepared each time, cost as much as inserting the
+// jobs themselves.
+const auditSizes = 7
 
 // insertSizes is how many multi-row INSERT statements there are: for 1, 2,
 // 4, … 1<<(insertSizes-1) rows. A batch of n jobs runs as chunks of the
@@ -144,6 +152,10 @@ var stmtSQL = func() [numStmts]string {
 
 	for i := range insertSizes {
 		s[stInsert0+stmtID(i)] = "INSERT INTO jobs (" + insertColList + ") VALUES " + valueRows(insertCols, 1<<i)
+	}
+	for i := range auditSizes {
+		s[stAudit0+stmtID(i)] = `INSERT INTO audit_log (at, tenant_id, actor_type, actor_id, action, target, result,
+		status, client_ip, request_id, detail) VALUES ` + valueRows(auditCols, 1<<i)
 	}
 
 	// Completing many jobs in one statement saves SQLite preparing a VM and

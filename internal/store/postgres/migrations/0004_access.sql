@@ -66,9 +66,9 @@ CREATE TABLE switchyard.audit_log (
 
 -- ListAudit of one tenant walks this backwards from its cursor; a listing
 -- over every tenant walks the primary key.
+-- The retention sweep walks the primary key from the oldest: entries are
+-- appended in time order, so no index on at is kept up for it.
 CREATE INDEX audit_log_tenant ON switchyard.audit_log (tenant_id, id);
--- DeleteAuditBefore, the retention sweep.
-CREATE INDEX audit_log_at ON switchyard.audit_log (at);
 
 -- taken is what the last TakeTokens took: the upsert that updates a bucket
 -- returns it, because RETURNING only sees the new row, from which the

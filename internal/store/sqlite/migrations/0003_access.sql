@@ -58,7 +58,7 @@ CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 -- AUTOINCREMENT so that ids are never reused after retention deletes the
 -- newest rows: ids are ListAudit's cursor.
 CREATE TABLE audit_log (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY, -- rowid order: entries are appended in time order
     at         INTEGER NOT NULL,
     tenant_id  TEXT    NOT NULL, -- '' for instance-level events
     actor_type TEXT    NOT NULL,
@@ -74,9 +74,9 @@ CREATE TABLE audit_log (
 
 -- ListAudit of one tenant walks this backwards from its cursor; a listing
 -- over every tenant walks the primary key.
+-- The retention sweep walks the primary key from the oldest: entries are
+-- appended in time order, so no index on at is kept up for it.
 CREATE INDEX audit_log_tenant ON audit_log (tenant_id, id);
--- DeleteAuditBefore, the retention sweep.
-CREATE INDEX audit_log_at ON audit_log (at);
 
 CREATE TABLE rate_buckets (
     key        TEXT PRIMARY KEY,
