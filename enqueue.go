@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/store"
 	"github.com/switchyard-dev/switchyard/internal/store/postgres"
 )
@@ -90,16 +91,43 @@ func (c *Client) EnqueueMany(ctx context.Context, jobs []EnqueueParams) ([]Enque
 	if err != nil {
 		return nil, err
 	}
+	// job.enqueued goes out after the commit, but in its place before the
+	// job.started of a worker that leases the job at once.
+	release := c.events.Hold()
 	res, err := c.store.Insert(ctx, params)
 	if err != nil {
+		release(nil)
 		return nil, fmt.Errorf("switchyard: enqueue: %w", err)
 	}
+	release(enqueuedEvents(res))
 	return c.results(res), nil
+}
+
+// enqueuedEvents announces the jobs an insert created (not those a unique
+// key matched).
+func enqueuedEvents(res []store.InsertResult) []queue.Event {
+	evs := make([]queue.Event, 0, len(res))
+	for _, r := range res {
+		if !r.Existing {
+			evs = append(evs, enqueuedEvent(r.Job))
+		}
+	}
+	return evs
+}
+
+func enqueuedEvent(j *store.Job) queue.Event {
+	ev := queue.JobEvent(EventJobEnqueued, j)
+	if j.State == store.StateScheduled {
+		ev.RunAt = j.RunAt
+	}
+	return ev
 }
 
 // EnqueueTx enqueues jobs inside the caller's PostgreSQL transaction: they
 // exist if and only if tx commits, and workers hear of them at commit. The
-// client must use PostgreSQL, and tx must be on the same database.
+// client must use PostgreSQL, and tx must be on the same database. No
+// job.enqueued is published for them (the client cannot see the commit);
+// their job.started and later events are.
 func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, jobs ...EnqueueParams) ([]EnqueueResult, error) {
 	pg, ok := store.Unwrap(c.store).(*postgres.Store)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
 
@@ -86,40 +87,44 @@ func isState(s string) bool {
 // ErrJobCancelled) wherever it runs, and its outcome is ignored. Cancelling a
 // finished job fails with ErrConflict.
 func (c *Client) CancelJob(ctx context.Context, id string) (*JobRow, error) {
-	return c.changeJob(ctx, id, "cancel", c.store.Cancel)
+	return c.changeJob(ctx, id, "cancel", EventJobCancelled, c.store.Cancel)
 }
 
 // DiscardJob moves a live job to dead, like CancelJob otherwise.
 func (c *Client) DiscardJob(ctx context.Context, id string) (*JobRow, error) {
-	return c.changeJob(ctx, id, "discard", c.store.Discard)
+	return c.changeJob(ctx, id, "discard", EventJobDead, c.store.Discard)
 }
 
 // RetryJob makes a dead or cancelled job available at once, granting one
 // more attempt if its attempts were used up. Other states fail with
-// ErrConflict.
+// ErrConflict. The job is announced as enqueued again (job.enqueued).
 func (c *Client) RetryJob(ctx context.Context, id string) (*JobRow, error) {
-	return c.changeJob(ctx, id, "retry", c.store.Retry)
+	return c.changeJob(ctx, id, "retry", EventJobEnqueued, c.store.Retry)
 }
 
 // DeleteJob removes a job that is not running (cancel a running job first:
 // ErrConflict) and returns it as it was.
 func (c *Client) DeleteJob(ctx context.Context, id string) (*JobRow, error) {
-	return c.changeJob(ctx, id, "delete", c.store.Delete)
+	return c.changeJob(ctx, id, "delete", EventJobDeleted, c.store.Delete)
 }
 
-func (c *Client) changeJob(ctx context.Context, id, verb string, op func(context.Context, string, int64) (*store.Job, error)) (*JobRow, error) {
+// changeJob applies op to a job and announces the change as event.
+func (c *Client) changeJob(ctx context.Context, id, verb, event string, op func(context.Context, string, int64) (*store.Job, error)) (*JobRow, error) {
 	n, err := parseID(id)
 	if err != nil {
 		return nil, err
 	}
+	release := c.events.Hold()
 	j, err := op(ctx, c.cfg.TenantID, n)
 	if err != nil {
+		release(nil)
 		err = fmt.Errorf("switchyard: %s job %s: %w", verb, id, err)
 		if j != nil {
 			return rowFromStore(j), err
 		}
 		return nil, err
 	}
+	release([]queue.Event{queue.JobEvent(event, j)})
 	return rowFromStore(j), nil
 }
 
@@ -218,6 +223,11 @@ func (c *Client) setPaused(ctx context.Context, name string, paused bool) error 
 	if err := c.store.SetQueuePaused(ctx, c.cfg.TenantID, name, paused); err != nil {
 		return fmt.Errorf("switchyard: pause queue %s: %w", name, err)
 	}
+	typ := EventQueueResumed
+	if paused {
+		typ = EventQueuePaused
+	}
+	c.events.Add(queue.Event{Type: typ, TenantID: c.cfg.TenantID, Queue: name})
 	return nil
 }
 
@@ -252,10 +262,13 @@ func (c *Client) LeaseJobs(ctx context.Context, queueName string, limit int, lea
 		return nil, fmt.Errorf("switchyard: lease jobs: %w", err)
 	}
 	rows := make([]*JobRow, len(jobs))
+	evs := make([]queue.Event, len(jobs))
 	for i, j := range jobs {
 		rows[i] = rowFromStore(j)
 		rows[i].LeaseToken = formatToken(store.Lease{JobID: j.ID, Attempt: j.Attempt, Token: j.LeaseToken})
+		evs[i] = queue.JobEvent(EventJobStarted, j)
 	}
+	c.events.Add(evs...)
 	return rows, nil
 }
 
@@ -303,27 +316,38 @@ func (c *Client) finish(ctx context.Context, id, token, verb string, comp store.
 	if err != nil {
 		return err
 	}
-	if err := c.owned(ctx, l.JobID); err != nil {
+	j, err := c.owned(ctx, l.JobID)
+	if err != nil {
 		return err
 	}
 	comp.Lease = l
+	release := c.events.Hold()
 	res, err := c.store.Complete(ctx, []store.Completion{comp})
 	if err != nil {
+		release(nil)
 		return fmt.Errorf("switchyard: %s job %s: %w", verb, id, err)
 	}
 	if res[0] != nil {
+		release(nil)
 		return fmt.Errorf("switchyard: %s job %s: %w", verb, id, res[0])
 	}
+	var evs []queue.Event
+	if ev, ok := queue.CompletionEvent(j, comp); ok && j.Attempt == l.Attempt {
+		evs = append(evs, ev)
+	}
+	release(evs)
 	return nil
 }
 
 // owned checks the job belongs to this client's tenant, so a token guessed
-// for another tenant's job answers not found rather than stale.
-func (c *Client) owned(ctx context.Context, id int64) error {
-	if _, err := c.store.Get(ctx, c.cfg.TenantID, id); err != nil {
-		return fmt.Errorf("switchyard: job %d: %w", id, err)
+// for another tenant's job answers not found rather than stale. It returns
+// the job as it is.
+func (c *Client) owned(ctx context.Context, id int64) (*store.Job, error) {
+	j, err := c.store.Get(ctx, c.cfg.TenantID, id)
+	if err != nil {
+		return nil, fmt.Errorf("switchyard: job %d: %w", id, err)
 	}
-	return nil
+	return j, nil
 }
 
 // HeartbeatJob extends a leased job's lease by d (default 30s).
@@ -333,7 +357,7 @@ func (c *Client) HeartbeatJob(ctx context.Context, id, token string, d time.Dura
 	if err != nil {
 		return err
 	}
-	if err := c.owned(ctx, l.JobID); err != nil {
+	if _, err := c.owned(ctx, l.JobID); err != nil {
 		return err
 	}
 	if d <= 0 {

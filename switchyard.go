@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-dev/switchyard/internal/audit"
+	"github.com/switchyard-dev/switchyard/internal/hub"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/ratelimit"
 	"github.com/switchyard-dev/switchyard/internal/store"
@@ -128,6 +130,11 @@ type Config struct {
 	// AuditRetention is how long audit entries are kept. Default 400
 	// days.
 	AuditRetention time.Duration
+
+	// Topics configures the real-time hub: how much history each topic
+	// keeps for resuming subscribers, and how far a subscriber may fall
+	// behind. Zero fields take the defaults.
+	Topics TopicsConfig
 	// LeaderTTL is how long maintenance leadership lasts unrenewed; it is
 	// renewed every third of it. On PostgreSQL a leader whose process dies
 	// is replaced at once (its session connection closes); the TTL bounds
@@ -136,6 +143,25 @@ type Config struct {
 	// NoMaintenance keeps this client from ever leading maintenance (rescue,
 	// promotion, retention). Default false.
 	NoMaintenance bool
+	// WorkerTimeout is how long this client's node may go without a
+	// heartbeat (it sends one every LeaderTTL/3 once started) before the
+	// maintenance leader declares it offline and announces worker.offline.
+	// The node registers it, so nodes configured differently are each
+	// judged by their own (a leader gives every node at least its own).
+	// Default 4 × LeaderTTL/3: three heartbeats missed in a row.
+	WorkerTimeout time.Duration
+	// EventBuffer is how many lifecycle events (job.started, …) may wait
+	// for publishing; beyond it new ones are dropped, counted in
+	// switchyard_events_dropped_total, rather than slow the jobs down.
+	// Default 10000.
+	EventBuffer int
+	// EventRate caps the lifecycle events this client publishes per
+	// second; beyond it they wait in the buffer, and once that is full
+	// they are dropped. Every event costs every node's hub work, so
+	// without a cap a busy engine would spend much of its CPU announcing
+	// jobs. Negative: no cap. Default 5000 (about 1,700 jobs a second
+	// with their enqueued, started and succeeded events).
+	EventRate int
 	// OnLeaderChange, if set, is called when this client gains or loses
 	// maintenance leadership, for example to run singleton duties of the
 	// application's own. It must not block.
@@ -145,6 +171,20 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the client's Prometheus metrics. Default none.
 	Registerer prometheus.Registerer
+}
+
+// TopicsConfig configures real-time topics.
+type TopicsConfig struct {
+	// HistorySize is how many messages each topic keeps for resuming
+	// subscribers. Default 1000.
+	HistorySize int
+	// HistoryTTL is how long a topic keeps a message. Default 10m.
+	HistoryTTL time.Duration
+	// SubscriberBuffer is how many messages may wait for a subscriber
+	// before it is closed as a slow consumer. Default 64.
+	SubscriberBuffer int
+	// MaxMessageBytes limits a message's data. Default 64 KiB.
+	MaxMessageBytes int
 }
 
 // Retention sets how long finished jobs are kept.
@@ -181,6 +221,8 @@ type shared struct {
 	signing signingKeyState
 	audit   *audit.Writer
 	limiter *ratelimit.Limiter
+	hub     *hub.Hub
+	events  *eventPublisher
 
 	runner  atomic.Pointer[queue.Runner]
 	mu      sync.Mutex
@@ -238,17 +280,35 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if c.limiter, err = ratelimit.New(limits); err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
+	c.hub, err = hub.New(hub.Config{
+		Store: st, HistorySize: cfg.Topics.HistorySize, HistoryTTL: cfg.Topics.HistoryTTL,
+		SubscriberBuffer: cfg.Topics.SubscriberBuffer, MaxMessageBytes: cfg.Topics.MaxMessageBytes,
+		Logger: cfg.Logger, Registerer: cfg.Registerer,
+	})
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	if c.events, err = newEventPublisher(c.hub, cfg.EventBuffer, cfg.EventRate, cfg.Logger, cfg.Registerer); err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
 	if cfg.Registerer != nil {
 		c.metrics = queue.NewMetrics(cfg.Registerer)
 		c.store = store.Instrument(st, c.metrics.ObserveStore)
 	}
 	st.Listen(func(n store.Notification) {
 		switch n.Kind {
-		case store.NotifyKeys, store.NotifyResync:
-			// A credential or role changed somewhere, or news of one
-			// may be lost.
+		case store.NotifyHub:
+			c.hub.Notify(n)
+			return
+		case store.NotifyKeys:
+			// A credential or role changed somewhere.
 			c.keys.clear()
 			c.access.clear()
+		case store.NotifyResync:
+			// Any news may be lost: of credentials, of hub messages.
+			c.keys.clear()
+			c.access.clear()
+			c.hub.Notify(n)
 		}
 		if r := c.runner.Load(); r != nil {
 			r.Notify(n)
@@ -257,6 +317,19 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if err := c.audit.Start(ctx); err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
+	if err := c.hub.Start(ctx); err != nil {
+		c.audit.Stop()
+		return nil, errors.Join(err, st.Close())
+	}
+	if cfg.PgxPool == nil && st.Backend() == "sqlite" {
+		file := strings.TrimPrefix(cfg.Database, "sqlite:")
+		if abs, err := filepath.Abs(file); err == nil {
+			file = abs
+		}
+		c.events.sqliteFile = file
+		addLocalHub(file, c.hub)
+	}
+	c.events.start()
 	return c, nil
 }
 
@@ -291,6 +364,12 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = defaultEventBuffer
+	}
+	if cfg.EventRate == 0 {
+		cfg.EventRate = defaultEventRate
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -392,8 +471,9 @@ func (c *Client) Start(ctx context.Context) error {
 		PollInterval:       poll,
 		Retry:              c.cfg.Retry,
 		Maintenance: queue.MaintenanceConfig{
-			Disabled:  c.cfg.NoMaintenance,
-			LeaderTTL: leaderTTL,
+			Disabled:    c.cfg.NoMaintenance,
+			LeaderTTL:   leaderTTL,
+			NodeTimeout: c.cfg.WorkerTimeout,
 			Retention: store.RetentionParams{
 				Succeeded: c.cfg.Retention.Succeeded,
 				Cancelled: c.cfg.Retention.Cancelled,
@@ -403,6 +483,7 @@ func (c *Client) Start(ctx context.Context) error {
 		Logger:         c.log,
 		Metrics:        c.metrics,
 		OnLeaderChange: c.cfg.OnLeaderChange,
+		Events:         c.events,
 	})
 	if err != nil {
 		return fmt.Errorf("switchyard: start: %w", err)
@@ -444,6 +525,11 @@ func (c *Client) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	err := c.Stop(context.Background())
+	c.events.stop()
+	if c.events.sqliteFile != "" {
+		removeLocalHub(c.events.sqliteFile, c.hub)
+	}
+	c.hub.Stop()
 	c.audit.Stop()
 	return errors.Join(err, c.store.Close())
 }

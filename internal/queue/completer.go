@@ -14,7 +14,7 @@ import (
 // carries hundreds of them, and at low load each is written at once.
 type completer struct {
 	r    *Runner
-	in   chan store.Completion
+	in   chan outcome
 	done chan struct{}
 
 	mu      sync.Mutex
@@ -24,10 +24,17 @@ type completer struct {
 	closed bool
 }
 
+// outcome is a completion with the job it ends, for the event that
+// announces it once recorded (nil: announce nothing).
+type outcome struct {
+	c   store.Completion
+	job *store.Job
+}
+
 func newCompleter(r *Runner) *completer {
 	return &completer{
 		r:    r,
-		in:   make(chan store.Completion, 4*r.cfg.CompleteBatch),
+		in:   make(chan outcome, 4*r.cfg.CompleteBatch),
 		done: make(chan struct{}),
 	}
 }
@@ -39,14 +46,14 @@ func (c *completer) start() { go c.loop() }
 //
 // A handler that ignored cancellation may return after shutdown; its outcome
 // is dropped (its job was already released).
-func (c *completer) add(comp store.Completion) {
+func (c *completer) add(comp store.Completion, job *store.Job) {
 	c.inMu.RLock()
 	defer c.inMu.RUnlock()
 	if c.closed {
 		c.r.log.Warn("queue: outcome arrived after shutdown; the job was released", "job", comp.Lease.JobID)
 		return
 	}
-	c.in <- comp
+	c.in <- outcome{comp, job}
 }
 
 // stop flushes what is queued, retrying failed writes until ctx ends.
@@ -68,10 +75,12 @@ func (c *completer) stop(ctx context.Context) error {
 func (c *completer) loop() {
 	defer close(c.done)
 	batch := make([]store.Completion, 0, c.r.cfg.CompleteBatch)
+	jobs := make([]*store.Job, 0, c.r.cfg.CompleteBatch)
 	window := time.NewTimer(0)
 	<-window.C
 	for first := range c.in {
-		batch = append(batch[:0], first)
+		batch = append(batch[:0], first.c)
+		jobs = append(jobs[:0], first.job)
 		// Collect for up to CompleteDelay: at moderate rates this turns one
 		// statement (and one commit) per job into one per few jobs, and it
 		// delays only the recording of outcomes, never the start of a job.
@@ -79,17 +88,20 @@ func (c *completer) loop() {
 	collect:
 		for len(batch) < c.r.cfg.CompleteBatch {
 			select {
-			case comp, ok := <-c.in:
+			case o, ok := <-c.in:
 				if !ok {
 					break collect
 				}
-				batch = append(batch, comp)
+				batch = append(batch, o.c)
+				jobs = append(jobs, o.job)
 			case <-window.C:
 				break collect
 			}
 		}
 		window.Stop()
-		if !c.flush(batch) {
+		ok := c.flush(batch, jobs)
+		clear(jobs) // let finished jobs be collected
+		if !ok {
 			return
 		}
 	}
@@ -99,21 +111,37 @@ func (c *completer) loop() {
 // completion is never dropped while the runner lives: losing it would only
 // re-run the job after its lease expires, but that wastes work and time.
 // It returns false if it gave up because shutdown's deadline passed.
-func (c *completer) flush(batch []store.Completion) bool {
+func (c *completer) flush(batch []store.Completion, jobs []*store.Job) bool {
 	backoff := 50 * time.Millisecond
 	for {
+		// The outcomes' events keep their place before whatever the
+		// recorded outcomes lead to (a retry's next start).
+		release := c.r.holdEvents()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		results, err := c.r.cfg.Store.Complete(ctx, batch)
 		cancel()
 		if err == nil {
+			var evs []Event
+			if c.r.cfg.Events != nil {
+				evs = make([]Event, 0, len(batch))
+			}
+			now := time.Now()
 			for i, res := range results {
 				if res != nil {
 					c.r.cfg.Metrics.stale()
 					c.r.log.Debug("queue: completion rejected", "job", batch[i].Lease.JobID, "err", res)
+					continue
+				}
+				if evs != nil && jobs[i] != nil {
+					if ev, ok := outcomeEvent(jobs[i], &batch[i], now); ok {
+						evs = append(evs, ev)
+					}
 				}
 			}
+			release(evs)
 			return true
 		}
+		release(nil)
 		c.r.log.Error("queue: record completions", "err", err, "count", len(batch))
 		c.mu.Lock()
 		stopCtx := c.stopCtx

@@ -9,8 +9,8 @@ import (
 
 // MaintenanceConfig configures the leader's duties.
 type MaintenanceConfig struct {
-	// Disabled turns maintenance off in this process (it never leads).
-	// Default false.
+	// Disabled turns maintenance off in this process (it never leads; it
+	// still heartbeats its node). Default false.
 	Disabled bool
 	// LeaderTTL is how long leadership lasts unrenewed; the leader renews
 	// every third of it and followers try as often, so a dead leader is
@@ -29,6 +29,16 @@ type MaintenanceConfig struct {
 	// ShutdownGrace is how long Stop waits, after cancelling jobs whose
 	// deadline passed, for their handlers to return. Default 5s.
 	ShutdownGrace time.Duration
+	// NodeTimeout is how long this node may go without a heartbeat before
+	// the leader declares it offline (worker.offline). Nodes heartbeat every
+	// LeaderTTL/3, with leadership renewal, so the default, 4 × LeaderTTL/3,
+	// is three heartbeats missed in a row. Each node registers its own, so
+	// nodes with different settings are each judged by theirs; a leader
+	// also gives every node at least its own NodeTimeout.
+	NodeTimeout time.Duration
+	// NodeRetention is how long the registry keeps nodes that went offline
+	// without stopping, for operators to see. Default 24h.
+	NodeRetention time.Duration
 }
 
 func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
@@ -49,6 +59,12 @@ func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 5 * time.Second
+	}
+	if c.NodeTimeout <= 0 {
+		c.NodeTimeout = 4 * (c.LeaderTTL / 3)
+	}
+	if c.NodeRetention <= 0 {
+		c.NodeRetention = 24 * time.Hour
 	}
 }
 
@@ -95,13 +111,7 @@ func signal(ch chan struct{}) {
 	}
 }
 
-func (m *maintainer) start() {
-	if m.cfg.Disabled {
-		close(m.done)
-		return
-	}
-	go m.loop()
-}
+func (m *maintainer) start() { go m.loop() }
 
 func (m *maintainer) stop() {
 	select {
@@ -139,7 +149,10 @@ func (m *maintainer) loop() {
 	defer close(m.done)
 	store := m.r.cfg.Store
 	renewEvery := m.cfg.LeaderTTL / 3
-	var nextRenew, nextRescue, nextPromote, nextCleanup time.Time // zero: due now
+	var nextRenew, nextRescue, nextPromote, nextCleanup, nextNodes time.Time // zero: due now
+	// The node heartbeats with leadership renewal, on the same wall-clock
+	// multiples; it registered just now, at start.
+	nextBeat := alignedAfter(time.Now(), renewEvery)
 	// The fallback promotion poll backs off while it finds nothing. Without
 	// a poll interval (SQLite) it still looks every idleRecheck, for jobs
 	// scheduled by another process on the same file, which cannot notify us.
@@ -152,7 +165,11 @@ func (m *maintainer) loop() {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		if !now.Before(nextRenew) {
+		if !now.Before(nextBeat) {
+			m.r.heartbeatNode(renewEvery)
+			nextBeat = alignedAfter(now, renewEvery)
+		}
+		if !m.cfg.Disabled && !now.Before(nextRenew) {
 			ctx, cancel := context.WithTimeout(context.Background(), renewEvery)
 			lead, err := store.TryLead(ctx, leadershipName, m.r.cfg.NodeID, m.cfg.LeaderTTL)
 			cancel()
@@ -161,7 +178,7 @@ func (m *maintainer) loop() {
 				lead = false
 			}
 			if lead && !m.isLeader() {
-				nextRescue, nextPromote, nextCleanup = now, now, now
+				nextRescue, nextPromote, nextCleanup, nextNodes = now, now, now, now
 			}
 			m.setLeading(lead)
 			nextRenew = alignedAfter(now, renewEvery)
@@ -192,10 +209,17 @@ func (m *maintainer) loop() {
 				m.runCleanup()
 				nextCleanup = alignedAfter(now, m.cfg.CleanupInterval)
 			}
+			if !now.Before(nextNodes) {
+				m.markDeadNodes()
+				nextNodes = alignedAfter(now, renewEvery)
+			}
 		}
-		due := nextRenew
+		due := nextBeat
+		if !m.cfg.Disabled && nextRenew.Before(due) {
+			due = nextRenew
+		}
 		if m.isLeader() {
-			for _, t := range []time.Time{nextPromote, nextRescue, nextCleanup} {
+			for _, t := range []time.Time{nextPromote, nextRescue, nextCleanup, nextNodes} {
 				if t.Before(due) {
 					due = t
 				}
@@ -215,7 +239,9 @@ func (m *maintainer) loop() {
 			return
 		case <-timer.C:
 		case <-m.election:
-			nextRenew = time.Time{}
+			if !m.cfg.Disabled {
+				nextRenew = time.Time{}
+			}
 		case <-m.promote:
 			nextPromote = time.Time{}
 		}
@@ -244,12 +270,22 @@ func (m *maintainer) runRescue() time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const limit = 1000
-	n, next, err := m.r.cfg.Store.RescueExpired(ctx, limit, m.r.retryDelay)
+	jobs, next, err := m.r.cfg.Store.RescueExpiredJobs(ctx, limit, m.r.retryDelay)
 	if err != nil {
 		m.r.log.Error("queue: rescue expired leases", "err", err)
 		return time.Second
 	}
+	n := len(jobs)
 	if n > 0 {
+		evs := make([]Event, n)
+		for i, j := range jobs {
+			evs[i] = JobEvent(EventJobDead, j)
+			if j.State == store.StateRetryable {
+				evs[i].Type, evs[i].RunAt = EventJobRetrying, j.RunAt
+			}
+			evs[i].Error = rescueError
+		}
+		m.r.emit(evs...)
 		m.r.log.Warn("queue: rescued jobs whose lease expired", "count", n)
 		m.r.cfg.Metrics.rescued(n)
 		m.wakePromoter()
@@ -274,4 +310,11 @@ func (m *maintainer) runCleanup() {
 	if n > 0 {
 		m.r.log.Info("queue: deleted finished jobs past retention", "count", n)
 	}
+	if _, err := m.r.cfg.Store.PruneNodes(ctx, m.cfg.NodeRetention); err != nil {
+		m.r.log.Error("queue: prune offline nodes", "err", err)
+	}
 }
+
+// rescueError is what job events say of an attempt whose lease expired
+// (the store records its own wording in the job's errors).
+const rescueError = "lease expired: the worker stopped heartbeating before the job finished"

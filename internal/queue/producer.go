@@ -86,7 +86,7 @@ func (p *producer) work() {
 	for job := range p.jobs {
 		select {
 		case <-p.r.stopFetch:
-			p.r.completer.add(store.Completion{Lease: leaseOf(job), Outcome: store.OutcomeReleased})
+			p.r.completer.add(store.Completion{Lease: leaseOf(job), Outcome: store.OutcomeReleased}, job)
 		default:
 			p.r.execute(job)
 		}
@@ -192,6 +192,15 @@ func (p *producer) fetch(limit int) (int, error) {
 		return 0, err
 	}
 	p.running.Add(int64(len(jobs)))
+	// The attempts started when the lease committed (the jobs are running
+	// now): announced together, before any worker can run them.
+	if p.r.cfg.Events != nil && len(jobs) > 0 {
+		evs := make([]Event, len(jobs))
+		for i, j := range jobs {
+			evs[i] = JobEvent(EventJobStarted, j)
+		}
+		p.r.cfg.Events.Add(evs...)
+	}
 	for _, j := range jobs {
 		// Blocks only while workers take jobs: there are at least limit
 		// workers, and at most limit jobs leased and unfinished.

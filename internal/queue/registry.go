@@ -146,6 +146,7 @@ type Execution struct {
 	Job    *store.Job
 	Result []byte // set by the handler; recorded on success
 	store  store.Store
+	r      *Runner // nil outside a runner
 }
 
 // Lease returns the attempt's fencing lease.
@@ -155,10 +156,16 @@ func (e *Execution) Lease() store.Lease {
 
 // SetProgress stores progress JSON on the job at once.
 func (e *Execution) SetProgress(ctx context.Context, progress []byte) error {
-	if err := e.store.SetProgress(ctx, e.Lease(), store.CleanJSON(progress)); err != nil {
+	progress = store.CleanJSON(progress)
+	if err := e.store.SetProgress(ctx, e.Lease(), progress); err != nil {
 		return err
 	}
 	e.Job.Progress = progress
+	if e.r != nil {
+		ev := JobEvent(EventJobProgress, e.Job)
+		ev.Progress = progress
+		e.r.emit(ev)
+	}
 	return nil
 }
 

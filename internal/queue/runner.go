@@ -2,7 +2,9 @@
 // notifications, a fixed pool of worker goroutines per queue, a completer that
 // records outcomes in batches, a heartbeater that extends leases, and the
 // leader-only maintenance (rescue of expired leases, promotion of scheduled
-// jobs, retention).
+// jobs, retention, offline-worker detection). It registers its node in the
+// worker registry and reports the lifecycle events it commits to an
+// EventSink (see events.go and nodes.go).
 //
 // Nothing polls per job. A fetch loop leases when a notification says jobs
 // arrived, when a worker frees a slot after a fetch that filled every slot
@@ -79,6 +81,9 @@ type Config struct {
 	// OnLeaderChange, if set, is called when this runner gains or loses
 	// maintenance leadership.
 	OnLeaderChange func(leader bool)
+	// Events, if set, receives the lifecycle events the runner commits
+	// (see EventSink). Default nil: none.
+	Events EventSink
 }
 
 func (c *Config) setDefaults() error {
@@ -271,6 +276,12 @@ func (r *Runner) Start(ctx context.Context) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return errors.New("queue: runner already started")
 	}
+	// Registered before any work, so that a node that dies from here on is
+	// found by the leader.
+	if err := r.register(ctx); err != nil {
+		r.started.Store(false)
+		return fmt.Errorf("queue: start: %w", err)
+	}
 	r.completer.start()
 	for _, p := range *r.producers.Load() {
 		p.start()
@@ -332,7 +343,7 @@ func (r *Runner) stop(ctx context.Context) error {
 		}
 		r.mu.Unlock()
 		for _, c := range stuck {
-			r.completer.add(c)
+			r.completer.add(c, nil)
 		}
 		select {
 		case <-done:
@@ -345,6 +356,7 @@ func (r *Runner) stop(ctx context.Context) error {
 	r.maintainer.stop()
 	err := r.completer.stop(ctx)
 	r.cancelWork(errShutdown)
+	r.unregister(ctx)
 	return err
 }
 
@@ -472,7 +484,7 @@ func (r *Runner) execute(job *store.Job) {
 	r.cfg.Metrics.started(job)
 	start := time.Now()
 
-	exec := &Execution{Job: job, store: r.cfg.Store}
+	exec := &Execution{Job: job, store: r.cfg.Store, r: r}
 	var err error
 	if kind == nil || kind.Handler == nil {
 		err = fmt.Errorf("no handler for kind %q in this worker", job.Kind)
@@ -487,7 +499,7 @@ func (r *Runner) execute(job *store.Job) {
 	c, record := r.outcome(job, kind, exec, err, context.Cause(ctx), runCtx.Err(), timeout)
 	r.cfg.Metrics.finished(job, c.Outcome, time.Since(start))
 	if record {
-		r.completer.add(c)
+		r.completer.add(c, job)
 	}
 }
 

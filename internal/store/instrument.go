@@ -10,9 +10,9 @@ import (
 type Observer func(op string, d time.Duration, err error)
 
 // Instrument wraps s so every operation reports its latency to observe.
-// Listen, Backend and Close pass straight through.
+// Listen, Backend, Close and the Access and Hub methods pass straight through.
 func Instrument(s Store, observe Observer) Store {
-	return &instrumented{Access: s, s: s, observe: observe}
+	return &instrumented{Access: s, Hub: s, Workers: s, s: s, observe: observe}
 }
 
 // Unwrap returns the store Instrument wrapped, or s itself; for the few
@@ -29,6 +29,12 @@ type instrumented struct {
 	// Access passes through unobserved: its calls are rare next to the
 	// job engine's.
 	Access
+	// Hub passes through unobserved too: the hub has its own metrics, and
+	// its sends are not the engine's latency.
+	Hub
+	// Workers passes through too: the node registry is written every few
+	// seconds per node, and rescues are rare.
+	Workers
 	s       Store
 	observe Observer
 }

@@ -224,6 +224,13 @@ type Notification struct {
 	Queue    string    `json:"q,omitempty"`
 	JobID    int64     `json:"j,omitempty"`
 	At       time.Time `json:"a,omitzero"`
+	// Payload is a NotifyHub's inline payload. A string rather than bytes
+	// so that a Notification stays comparable and immutable: one copy is
+	// shared by every receiver.
+	Payload string `json:"p,omitempty"`
+	// HubRef is a NotifyHub's stored payload id, for Hub.HubPayload, when
+	// the payload did not travel inline.
+	HubRef int64 `json:"r,omitempty"`
 }
 
 // Store is what the engine needs from a database. Methods are safe for
@@ -231,6 +238,8 @@ type Notification struct {
 // promotion, retention) are computed with the database clock.
 type Store interface {
 	Access
+	Hub
+	Workers
 
 	// Backend names the driver: "sqlite" or "postgres".
 	Backend() string

@@ -133,6 +133,12 @@ func (l *listener) serve(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
+		if hn, ok := hubNote(n.Payload); ok {
+			// Never sent with an origin: every Store, the sender's
+			// included, hears a hub message here, in commit order.
+			l.deliver(hn)
+			continue
+		}
 		var msg wireNote
 		if err := json.Unmarshal([]byte(n.Payload), &msg); err != nil || msg.Kind == "" {
 			// Someone else's message on our channel; not ours to interpret.

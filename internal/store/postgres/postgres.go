@@ -37,6 +37,12 @@
 //     their payloads carry the Store's random origin id so that its listener
 //     drops the copy, and each notification reaches the function once
 //     (InsertTx's, which are not delivered locally, carry none).
+//   - The real-time hub's messages (store.Hub) travel on the same channel,
+//     in their own wire form (see hub.go), and are never delivered locally
+//     first: every Store, the sender's included, hears them from its
+//     listener, so all nodes see them in one order, the commit order of
+//     their NOTIFYs. Payloads too large for a NOTIFY go through the
+//     UNLOGGED table switchyard.hub_payloads and travel as their row id.
 //   - Leadership is a row in switchyard.leaders taken with one upsert that
 //     only succeeds when the row is absent, expired or already ours.
 //   - Housekeeping: every lease leaves a dead entry in the fetch index that
@@ -49,7 +55,9 @@
 //     stays flat.
 //
 // Durability is PostgreSQL's default: synchronous_commit stays on and no
-// table is UNLOGGED.
+// table is UNLOGGED, except the hub's payloads, which last minutes and are
+// worth no more than the notifications that PostgreSQL forgets in a crash
+// anyway.
 package postgres
 
 import (

@@ -11,12 +11,15 @@ import (
 // the same file open, so that two clients sharing a file (an API server and
 // an embedded worker, or tests) hear each other's writes at once, as they
 // would on PostgreSQL. Other processes sharing the file hear nothing; they
-// rely on the engine's fallback poll.
+// rely on the engine's fallback poll (and hear no hub messages at all).
 type bus struct {
 	path string
 	mu   sync.RWMutex
 	subs map[*Store]func(store.Notification)
 	refs int // Stores holding this bus
+	// hubMu serialises hub sends, so that two concurrent sends reach every
+	// subscriber in the same order (see store.Hub).
+	hubMu sync.Mutex
 }
 
 var buses = struct {
@@ -65,4 +68,12 @@ func (b *bus) publish(n store.Notification) {
 	for _, fn := range b.subs {
 		fn(n)
 	}
+}
+
+// hubSend delivers a hub notification to every Store on the file before it
+// returns, one send at a time.
+func (b *bus) hubSend(n store.Notification) {
+	b.hubMu.Lock()
+	defer b.hubMu.Unlock()
+	b.publish(n)
 }

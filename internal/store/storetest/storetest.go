@@ -67,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", auditTests},
 		{"RateLimit", rateTests},
 		{"InstanceSecrets", secretTests},
+		{"Hub", hubTests},
+		{"Workers", workerTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
