@@ -21,9 +21,10 @@ import (
 	"github.com/switchyard-dev/switchyard"
 )
 
-const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|ingest|all] [--jobs N]
+const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|ingest|fanout|all] [--jobs N]
                  [--batch N] [--workers N] [--rate R] [--duration D]
-                 [--connections C] [--server URL --api-key KEY] [--json]
+                 [--connections C] [--subscribers S] [--stalled N]
+                 [--server URL --api-key KEY] [--json]
 
 Measures the engine on a database:
   throughput  insert --jobs no-op jobs in batches of --batch, then work them
@@ -55,7 +56,21 @@ Measures the engine on a database:
               server instead (--db is then not used): its jobs are left in
               queue bench-ingest (nothing is cleaned up, and its workers run
               them unless the queue is paused there).
-  all         idle, latency and throughput in turn (not ingest)
+  fanout      the live endpoints: --connections WebSocket connections
+              (default 10000) to one node over loopback, --subscribers of
+              them (default 1000) reading one topic and the rest a quiet
+              topic each, plus --stalled subscribers (default 1) that never
+              read; messages are published to the topic at --rate for
+              --duration (or --jobs messages), each carrying its publish
+              time. Reports the server's memory growth while the
+              connections opened (rss_bytes, bytes_per_connection), and
+              the publish→receive latency p50/p99 of every delivery. The
+              server runs in this process as for ingest; the clients run in
+              a child process, so that this process's memory is the
+              server's. With --server URL --api-key KEY (an operator's) the
+              clients run here against that server, publishing over HTTP,
+              and its memory is read from its /metrics.
+  all         idle, latency and throughput in turn (not ingest or fanout)
 
 Without --db, a temporary SQLite file is used and removed afterwards. On a
 given database the benchmark works in its own tenant and deletes its jobs
@@ -78,6 +93,9 @@ type benchOptions struct {
 	connections int
 	server      string
 	apiKey      string
+	subscribers int           // fanout
+	stalled     int           // fanout
+	coalesce    time.Duration // fanout
 }
 
 // benchResult carries the keys DESIGN.md lists for bench --json.
@@ -103,34 +121,44 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet(benchSynopsis, "", stderr)
 	var o benchOptions
 	fs.StringVar(&o.db, "db", "", "database: sqlite:PATH or a postgres:// URL (default: a temporary SQLite file)")
-	fs.StringVar(&o.mode, "mode", "throughput", "throughput, latency, idle, ingest or all")
-	fs.IntVar(&o.jobs, "jobs", 200000, "throughput: jobs to insert and work; ingest: if given, requests to measure instead of --duration")
+	fs.StringVar(&o.mode, "mode", "throughput", "throughput, latency, idle, ingest, fanout or all")
+	fs.IntVar(&o.jobs, "jobs", 200000, "throughput: jobs to insert and work; ingest: if given, requests to measure instead of --duration; fanout: if given, messages to publish instead of --duration")
 	fs.IntVar(&o.batch, "batch", 1000, "throughput: jobs per insert transaction")
 	fs.IntVar(&o.workers, "workers", 500, "workers (queue concurrency)")
-	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second")
+	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second; fanout: messages per second")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "latency, idle and ingest: how long to measure")
-	fs.IntVar(&o.connections, "connections", 64, "ingest: concurrent keep-alive HTTP connections")
-	fs.StringVar(&o.server, "server", "", "ingest: send to this running server's base `URL` instead of starting one (nothing is cleaned up)")
-	fs.StringVar(&o.apiKey, "api-key", "", "ingest: the API `key` for --server")
+	fs.IntVar(&o.connections, "connections", 64, "ingest: concurrent keep-alive HTTP connections; fanout: WebSocket connections (default 10000)")
+	fs.IntVar(&o.subscribers, "subscribers", 1000, "fanout: connections that read the published topic")
+	fs.IntVar(&o.stalled, "stalled", 1, "fanout: more subscribers that never read")
+	fs.DurationVar(&o.coalesce, "coalesce", 20*time.Millisecond, "fanout: the in-process server's coalescing window (serve --live-coalesce); 0 for none")
+	fs.StringVar(&o.server, "server", "", "ingest, fanout: load this running server's base `URL` instead of starting one (nothing is cleaned up)")
+	fs.StringVar(&o.apiKey, "api-key", "", "ingest, fanout: the API `key` for --server")
 	fs.StringVar(&o.durability, "durability", switchyard.DurabilityFull, "SQLite durability: full or relaxed")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per mode")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (fanout: the clients' to FILE.clients)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	tuneGC() // measure what serve runs with
+	if (o.mode == "fanout" || o.mode == "fanout-clients") && !given(fs, "connections") {
+		o.connections = 10000
+	}
 	if o.jobs < 1 || o.batch < 1 || o.workers < 1 || o.rate < 1 || o.duration <= 0 || o.connections < 1 {
 		return errors.New("--jobs, --batch, --workers, --rate, --duration and --connections must be positive")
+	}
+	if o.subscribers < 1 || o.stalled < 0 {
+		return errors.New("--subscribers must be positive and --stalled not negative")
 	}
 	o.jobsGiven = given(fs, "jobs")
 	if o.server != "" {
 		// SWITCHYARD_SERVER alone, set for the client commands, does not
 		// stop the other modes, nor does SWITCHYARD_DB stop --server.
 		onCommandLine := setOnCommandLine(fs, "server")
+		remote := o.mode == "ingest" || o.mode == "fanout" || o.mode == "fanout-clients"
 		switch {
-		case o.mode != "ingest" && onCommandLine:
-			return errors.New("--server works with --mode ingest only")
-		case o.mode != "ingest":
+		case !remote && onCommandLine:
+			return errors.New("--server works with --mode ingest only (or fanout)")
+		case !remote:
 			o.server = ""
 		case o.apiKey == "":
 			return errors.New("--server needs --api-key (or SWITCHYARD_API_KEY)")
@@ -182,8 +210,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			res, err = benchIdle(ctx, o)
 		case "ingest":
 			res, err = benchIngest(ctx, o)
+		case "fanout":
+			if err := benchFanout(ctx, o, stdout, stderr); err != nil {
+				return fmt.Errorf("fanout: %w", err)
+			}
+			continue
+		case "fanout-clients":
+			// The client side of fanout, in a process of its own.
+			return runFanoutClients(ctx, o, os.Stdin, stdout)
 		default:
-			return fmt.Errorf("unknown --mode %q: want throughput, latency, idle, ingest or all", m)
+			return fmt.Errorf("unknown --mode %q: want throughput, latency, idle, ingest, fanout or all", m)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", m, err)

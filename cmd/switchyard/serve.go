@@ -55,6 +55,15 @@ type serveSettings struct {
 	ipRateBurst     int
 	auditRetention  time.Duration
 
+	liveConnsPerIP   int
+	liveConnsPerCred int
+	liveMessageBytes int64
+	liveMaxTopics    int
+	liveKeepAlive    time.Duration
+	liveIdleTimeout  time.Duration
+	liveBuffer       int
+	liveCoalesce     time.Duration
+
 	adminKey string // env SWITCHYARD_ADMIN_KEY or the file's admin_key only: never a flag (ps shows flags)
 }
 
@@ -94,6 +103,14 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.Float64Var(&s.ipRateLimit, "ip-rate-limit", 5, "requests per second allowed to each client IP on the unauthenticated login and refresh routes; 0 for no limit")
 	fs.IntVar(&s.ipRateBurst, "ip-rate-burst", 20, "requests a client IP may send at once to the login and refresh routes")
 	fs.DurationVar(&s.auditRetention, "audit-retention", 400*24*time.Hour, "how long audit log entries are kept")
+	fs.IntVar(&s.liveConnsPerIP, "live-conns-per-ip", 1000, "open WebSocket and SSE connections allowed to one client IP on this node (429 beyond); 0 for no limit")
+	fs.IntVar(&s.liveConnsPerCred, "live-conns-per-cred", 1000, "open WebSocket and SSE connections allowed to one API key, user or subscription-token subject on this node (429 beyond); 0 for no limit")
+	fs.Int64Var(&s.liveMessageBytes, "live-message-bytes", 65536, "largest WebSocket message a client may send; a larger one closes its connection (1009)")
+	fs.IntVar(&s.liveMaxTopics, "live-max-topics", 100, "topics one WebSocket or SSE connection may read at once")
+	fs.DurationVar(&s.liveKeepAlive, "live-keepalive", 30*time.Second, "how often idle WebSocket connections are pinged and SSE streams get a keep-alive comment")
+	fs.DurationVar(&s.liveIdleTimeout, "live-idle-timeout", 90*time.Second, "close a WebSocket connection from which nothing, not even a pong, came for this long (4002); 0 for never")
+	fs.IntVar(&s.liveBuffer, "live-buffer", 64, "messages that may wait for one connection before it is dropped as a slow consumer (4000)")
+	fs.DurationVar(&s.liveCoalesce, "live-coalesce", 20*time.Millisecond, "the longest a busy connection's messages wait to go out together (the window adapts to load; a quiet connection writes at once); 0 for every message at once")
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -159,6 +176,27 @@ func (s *serveSettings) check() error {
 			errs = append(errs, fmt.Errorf("%s-burst must be at least 1, got %d", l.name, l.burst))
 		}
 	}
+	if s.liveConnsPerIP < 0 || s.liveConnsPerCred < 0 {
+		errs = append(errs, errors.New("live-conns-per-ip and live-conns-per-cred must not be negative (0 for no limit)"))
+	}
+	if s.liveMessageBytes < 1024 {
+		errs = append(errs, fmt.Errorf("live-message-bytes must be at least 1024, got %d", s.liveMessageBytes))
+	}
+	if s.liveMaxTopics < 1 {
+		errs = append(errs, fmt.Errorf("live-max-topics must be at least 1, got %d", s.liveMaxTopics))
+	}
+	if s.liveKeepAlive < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("live-keepalive must be at least 100ms, got %s", s.liveKeepAlive))
+	}
+	if s.liveIdleTimeout != 0 && s.liveIdleTimeout <= s.liveKeepAlive {
+		errs = append(errs, fmt.Errorf("live-idle-timeout must be longer than live-keepalive (%s), or 0 for none; got %s", s.liveKeepAlive, s.liveIdleTimeout))
+	}
+	if s.liveCoalesce < 0 || s.liveCoalesce > time.Second {
+		errs = append(errs, fmt.Errorf("live-coalesce must be between 0 and 1s, got %s", s.liveCoalesce))
+	}
+	if s.liveBuffer < 1 {
+		errs = append(errs, fmt.Errorf("live-buffer must be at least 1, got %d", s.liveBuffer))
+	}
 	if s.auditRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("audit-retention must be at least 24h, got %s", s.auditRetention))
 	}
@@ -189,6 +227,34 @@ func limitSetting(rate float64, burst int) switchyard.RateLimit {
 		return switchyard.RateLimit{RequestsPerSecond: -1}
 	}
 	return switchyard.RateLimit{RequestsPerSecond: rate, Burst: burst}
+}
+
+// live turns the live-update flags into the server's settings, where 0
+// means the default and a negative value none.
+func (s *serveSettings) live() server.RealtimeConfig {
+	orNone := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	idle := s.liveIdleTimeout
+	if idle == 0 {
+		idle = -1
+	}
+	coalesce := s.liveCoalesce
+	if coalesce == 0 {
+		coalesce = -1
+	}
+	return server.RealtimeConfig{
+		MaxConnectionsPerIP:         orNone(s.liveConnsPerIP),
+		MaxConnectionsPerCredential: orNone(s.liveConnsPerCred),
+		MaxMessageBytes:             s.liveMessageBytes,
+		MaxSubscriptions:            s.liveMaxTopics,
+		KeepAlive:                   s.liveKeepAlive,
+		IdleTimeout:                 idle,
+		Coalesce:                    coalesce,
+	}
 }
 
 // origins parses --cors-origins: "*" or scheme://host[:port] entries.
@@ -281,6 +347,7 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 		AuditRetention:     s.auditRetention,
 		LeaseDuration:      s.leaseDuration,
 		ShutdownTimeout:    s.shutdownTimeout,
+		Topics:             switchyard.TopicsConfig{SubscriberBuffer: s.liveBuffer},
 		Logger:             log,
 		Registerer:         reg,
 	})
@@ -305,6 +372,7 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 		AllowedOrigins: origins, TrustedProxies: proxies,
 		RateLimit:   limitSetting(s.rateLimit, s.rateBurst),
 		IPRateLimit: limitSetting(s.ipRateLimit, s.ipRateBurst),
+		Realtime:    s.live(),
 	})
 	if err != nil {
 		return err
@@ -321,6 +389,9 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for no WebSocket (hijacked) and for every SSE stream:
+	// close them at once, each with a reason, so clients reconnect elsewhere.
+	hs.RegisterOnShutdown(srv.CloseRealtime)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	log.Info("switchyard serving", "addr", ln.Addr().String(), "backend", c.Backend(), "version", version)

@@ -24,7 +24,7 @@ import (
 func policy(method, pattern string) string {
 	switch {
 	case pattern == "/healthz" || pattern == "/readyz" || pattern == "/metrics" || pattern == "/v1/openapi.json",
-		pattern == "/v1/auth/login" || pattern == "/v1/auth/refresh":
+		pattern == "/v1/auth/login" || pattern == "/v1/auth/refresh", pattern == "/v1/client.js":
 		return "public"
 	case pattern == "/v1/me" || pattern == "/v1/auth/logout":
 		return "any"
@@ -41,6 +41,10 @@ func policy(method, pattern string) string {
 		return switchyard.RoleAdmin // deleting jobs, queue settings
 	case method == "POST" && (strings.HasPrefix(pattern, "/v1/jobs") || strings.HasPrefix(pattern, "/v1/queues/")):
 		return switchyard.RoleOperator // running, cancelling, retrying jobs; pausing queues
+	case method == "POST" && pattern == "/v1/topics/{topic}/publish":
+		return switchyard.RoleOperator // publishing to user topics
+	case method == "POST" && pattern == "/v1/tokens":
+		return switchyard.RoleViewer // subscription tokens read no more than their issuer may
 	}
 	return "" // unknown: the test fails and asks for a rule
 }
@@ -146,6 +150,10 @@ func success(rt server.Route, cred credential) int {
 		return http.StatusBadRequest // API keys are revoked, not logged out
 	case rt.Method == "DELETE", rt.Pattern == "/v1/auth/logout":
 		return http.StatusNoContent
+	case rt.Pattern == "/v1/ws":
+		return http.StatusBadRequest // allowed, but a plain GET is not a WebSocket handshake
+	case rt.Pattern == "/v1/topics/{topic}/publish":
+		return http.StatusAccepted
 	case rt.Method == "POST" && (rt.Pattern == "/v1/jobs" || rt.Pattern == "/v1/jobs/batch" ||
 		rt.Pattern == "/v1/tenants" || rt.Pattern == "/v1/users" || rt.Pattern == "/v1/keys"):
 		return http.StatusCreated
@@ -309,6 +317,12 @@ func (m *matrix) fixture(rt server.Route, tenant string, cred credential) (path,
 		return "/v1/queues/matrix", `{"concurrency":5}`
 	case "POST /v1/queues/{name}/pause", "POST /v1/queues/{name}/resume":
 		return strings.Replace(rt.Pattern, "{name}", "matrix", 1), ""
+	case "GET /v1/stream":
+		return "/v1/stream?topics=matrix,job.1", ""
+	case "POST /v1/topics/{topic}/publish":
+		return "/v1/topics/matrix.chat/publish", `{"event":"message","data":{"n":1}}`
+	case "POST /v1/tokens":
+		return rt.Pattern, `{"topics":["matrix.chat","workflow.*"],"ttl_seconds":60}`
 	}
 	if strings.Contains(rt.Pattern, "{") || rt.Method != "GET" && rt.Method != "POST" {
 		m.t.Fatalf("no fixture for %s %s", rt.Method, rt.Pattern)
@@ -341,7 +355,12 @@ func (m *matrix) call(rt server.Route, cred credential, sd side) (int, string) {
 	if acting != "" {
 		header = []string{"Switchyard-Tenant", acting}
 	}
-	r := c.do(rt.Method, path, body, header...)
+	var r response
+	if rt.Pattern == "/v1/stream" {
+		r = c.status(rt.Method, path, header...) // the stream does not end by itself
+	} else {
+		r = c.do(rt.Method, path, body, header...)
+	}
 	if r.status >= 400 {
 		r.errorCode(m.t) // every refusal is in the error shape
 	}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -1090,4 +1091,154 @@ func TestOpenAPIAccessResponsesMatch(t *testing.T) {
 	o.do(401, &exchange{method: "POST", path: "/v1/auth/refresh", noKey: true, body: `{}`, docRejects: true})
 	o.do(415, &exchange{method: "POST", path: "/v1/tenants", contentType: "text/plain", body: `{"id":"t"}`})
 	o.do(413, &exchange{method: "PATCH", path: "/v1/tenants/acme", body: `{"name":"` + strings.Repeat("x", 1<<20) + `"}`})
+}
+
+// TestOpenAPILiveResponsesMatch holds the live routes to the document:
+// publishing, subscription tokens, the browser client, the event stream's
+// content type, and every kind of object the WebSocket and the stream
+// send, each against its Live schema.
+func TestOpenAPILiveResponsesMatch(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{NotStarted: true})
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	d := loadDoc(t, true)
+	o := &openapiRunner{t: t, d: d, hc: &http.Client{Transport: transport}, baseURL: srv.URL, adminKey: srv.AdminKey}
+	str := func(v any) string { s, _ := v.(string); return s }
+
+	viewer := str(o.do(201, &exchange{method: "POST", path: "/v1/keys", body: `{"name":"v","role":"viewer"}`}).obj()["secret"])
+
+	// Subscription tokens.
+	tok := o.do(200, &exchange{method: "POST", path: "/v1/tokens", key: viewer, body: `{"topics":["workflow.7","chat.*"],"ttl_seconds":60,"subject":"user-1"}`}).obj()
+	if tok["token_type"] != "subscription" || tok["subject"] != "user-1" || fmt.Sprint(tok["expires_in"]) != "60" || tok["tenant_id"] != "default" {
+		t.Errorf("token = %v", tok)
+	}
+	o.do(200, &exchange{method: "POST", path: "/v1/tokens", body: `{"topics":["jobs"]}`})
+	for _, x := range []*exchange{
+		{method: "POST", path: "/v1/tokens", body: `{}`, docRejects: true},
+		{method: "POST", path: "/v1/tokens", body: `{"topics":[]}`, docRejects: true},
+		{method: "POST", path: "/v1/tokens", body: `{"topics":["a b"]}`, docRejects: true},
+		{method: "POST", path: "/v1/tokens", body: `{"topics":["x"],"ttl_seconds":86401}`, docRejects: true},
+		{method: "POST", path: "/v1/tokens", body: `{"topics":["x","x"]}`, docRejects: true},
+		{method: "POST", path: "/v1/tokens", body: `{"topics":["x"],"for":"y"}`, docRejects: true},
+	} {
+		o.do(400, x)
+	}
+	o.do(401, &exchange{method: "POST", path: "/v1/tokens", noKey: true, body: `{"topics":["x"]}`})
+	o.do(401, &exchange{method: "POST", path: "/v1/tokens", key: str(tok["token"]), body: `{"topics":["x"]}`})
+	o.do(404, &exchange{method: "POST", path: "/v1/tokens", tenant: "nope", body: `{"topics":["x"]}`})
+	o.do(415, &exchange{method: "POST", path: "/v1/tokens", contentType: "text/plain", body: `{"topics":["x"]}`})
+
+	// Publishing.
+	if p := o.do(202, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", body: `{"event":"message","data":{"text":"hi"}}`}).obj(); p["topic"] != "chat.room1" || p["event"] != "message" {
+		t.Errorf("published = %v", p)
+	}
+	o.do(202, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", body: `{"event":"bare"}`})
+	o.do(403, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", key: viewer, body: `{"event":"message"}`})
+	o.do(403, &exchange{method: "POST", path: "/v1/topics/jobs/publish", body: `{"event":"message"}`})
+	o.do(400, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", body: `{"data":1}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", body: `{"event":"m","extra":1}`, docRejects: true})
+	o.do(413, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", body: `{"event":"m","data":"` + strings.Repeat("x", 1<<20) + `"}`})
+	o.do(401, &exchange{method: "POST", path: "/v1/topics/chat.room1/publish", noKey: true, body: `{"event":"m"}`})
+
+	// The browser client.
+	js := o.do(200, &exchange{method: "GET", path: "/v1/client.js", noKey: true})
+	if !bytes.Contains(js.resp, []byte("export function connect")) || js.header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("client.js: %d bytes, headers %v", len(js.resp), js.header)
+	}
+
+	// The live endpoints' refusals.
+	o.do(400, &exchange{method: "GET", path: "/v1/ws"})
+	o.do(401, &exchange{method: "GET", path: "/v1/ws", noKey: true})
+	o.do(404, &exchange{method: "GET", path: "/v1/ws", tenant: "nope"})
+	o.do(400, &exchange{method: "GET", path: "/v1/stream"})
+	o.do(400, &exchange{method: "GET", path: "/v1/stream?topics=a&since=junk"})
+	o.do(401, &exchange{method: "GET", path: "/v1/stream?topics=a", noKey: true})
+	o.do(403, &exchange{method: "GET", path: "/v1/stream?topics=jobs&token=" + url.QueryEscape(str(tok["token"])), noKey: true})
+
+	// The objects the live endpoints send, each against its schema.
+	objSchema := map[string]string{"message": "LiveMessage", "subscribed": "LiveSubscribed", "gap": "LiveGap",
+		"ack": "LiveReply", "pong": "LiveReply", "unsubscribed": "LiveReply", "error": "LiveError", "close": "LiveClose"}
+	seen := map[string]bool{}
+	check := func(where string, raw []byte) string {
+		t.Helper()
+		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("%s: %s is not JSON: %v", where, raw, err)
+		}
+		typ, _ := v.(map[string]any)["type"].(string)
+		name, ok := objSchema[typ]
+		if !ok {
+			t.Fatalf("%s: an object of unknown type: %s", where, raw)
+		}
+		d.validate(t, where+" "+typ, pointer("components", "schemas", name), v, raw)
+		seen[typ] = true
+		return typ
+	}
+
+	// The stream: its content type, and its events.
+	req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/stream?topics=chat.room1,chat.room2&since="+
+		url.QueryEscape(`{"chat.room1":{"offset":1,"epoch":"elsewhere"}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.AdminKey)
+	resp, err := o.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	content, _, err := d.deref(d.operation("GET", "/v1/stream") + "/responses/200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode != 200 || content["content"].(map[string]any)[mt] == nil || mt != "text/event-stream" || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("stream: %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	br := bufio.NewReader(resp.Body)
+	nextEvent := func() string {
+		t.Helper()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream: %v", err)
+			}
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				return check("stream", []byte(strings.TrimSpace(data)))
+			}
+		}
+	}
+	for _, want := range []string{"subscribed", "gap", "subscribed"} {
+		if got := nextEvent(); got != want {
+			t.Fatalf("stream: %s, want %s", got, want)
+		}
+	}
+	o.do(202, &exchange{method: "POST", path: "/v1/topics/chat.room2/publish", body: `{"event":"message","data":[1,2]}`})
+	if got := nextEvent(); got != "message" {
+		t.Fatalf("stream: %s, want a message", got)
+	}
+
+	// The socket.
+	ws := mustDialWS(t, srv.URL, srv.AdminKey)
+	ws.send(map[string]any{"type": "subscribe", "id": "s", "topics": []string{"chat.room1"}, "since": map[string]any{"chat.room1": map[string]any{"offset": 5, "epoch": "x"}}})
+	ws.send(map[string]any{"type": "publish", "id": "p", "topic": "chat.room1", "event": "m", "data": nil})
+	ws.send(map[string]any{"type": "ping", "id": "q"})
+	ws.send(map[string]any{"type": "unsubscribe", "id": "u", "topics": []string{"chat.room1"}})
+	ws.send(map[string]any{"type": "publish", "id": "e", "topic": "jobs", "event": "m"})
+	// Replies come from the reader and the writer: in any order.
+	for !seen["error"] || !seen["unsubscribed"] || !seen["ack"] || !seen["pong"] {
+		_, raw, err := ws.c.Read(ws.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(raw, []byte("\n")) {
+			check("socket", line)
+		}
+	}
+	for typ := range objSchema {
+		if typ != "close" && !seen[typ] {
+			t.Errorf("no %s object was checked", typ)
+		}
+	}
 }

@@ -65,6 +65,9 @@ type Config struct {
 	// many logins (successful or not). Default 10 at once, then one every
 	// 30 seconds.
 	LoginLimit switchyard.RateLimit
+	// Realtime limits the live-update endpoints (WebSocket and SSE).
+	// Default: each RealtimeConfig field's own.
+	Realtime RealtimeConfig
 }
 
 // Server serves the HTTP API.
@@ -151,6 +154,15 @@ var routes = []route{
 	{Route: Route{"PATCH", "/v1/queues/{name}"}, minRole: admin, action: "queues.update", handler: (*Server).updateQueue},
 	{Route: Route{"POST", "/v1/queues/{name}/pause"}, minRole: operator, action: "queues.pause", handler: (*Server).pauseQueue},
 	{Route: Route{"POST", "/v1/queues/{name}/resume"}, minRole: operator, action: "queues.resume", handler: (*Server).resumeQueue},
+
+	// The live endpoints authenticate themselves (viewer or better, or a
+	// subscription token), taking ?token= and ?tenant= too: browsers
+	// cannot set headers on a WebSocket or an EventSource.
+	{Route: Route{"GET", "/v1/ws"}, public: true, handler: (*Server).serveWebSocket},
+	{Route: Route{"GET", "/v1/stream"}, public: true, handler: (*Server).serveStream},
+	{Route: Route{"POST", "/v1/topics/{topic}/publish"}, minRole: operator, action: "topics.publish", handler: (*Server).publishTopic},
+	{Route: Route{"POST", "/v1/tokens"}, minRole: viewer, action: "tokens.create", handler: (*Server).createSubscriptionToken},
+	{Route: Route{"GET", "/v1/client.js"}, public: true, handler: (*Server).clientJS},
 }
 
 // Routes lists every route the server registers.
