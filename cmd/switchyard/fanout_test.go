@@ -64,7 +64,7 @@ func fanoutJSON(t *testing.T, out string) map[string]any {
 		t.Fatalf("%q: %v", lines[0], err)
 	}
 	for _, k := range []string{"backend", "mode", "connections", "subscribers", "stalled", "rate", "messages", "deliveries",
-		"expected_deliveries", "evicted", "rss_bytes", "bytes_per_connection", "latency_p50_ms", "latency_p99_ms", "duration_s"} {
+		"expected_deliveries", "evicted", "stalled_dropped", "rss_bytes", "bytes_per_connection", "latency_p50_ms", "latency_p99_ms", "duration_s"} {
 		if _, ok := m[k]; !ok {
 			t.Fatalf("missing key %q in %s", k, lines[0])
 		}
