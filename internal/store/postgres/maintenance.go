@@ -16,46 +16,10 @@ import (
 // split the work) because the retry delay is the engine's policy, computed
 // in Go per job; the update and the next-expiry query then go in one
 // pipeline before the commit.
+// It is RescueExpiredJobs, counting.
 func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*store.Job) time.Duration) (int, time.Duration, error) {
-	var (
-		n     int
-		next  time.Duration
-		notes noteSet
-	)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sqlRescueSelect, limit)
-		if err != nil {
-			return err
-		}
-		jobs, err := collectJobs(rows, 0)
-		if err != nil {
-			return err
-		}
-		b := &pgx.Batch{}
-		if len(jobs) > 0 {
-			ids := make([]int64, len(jobs))
-			retry := make([]int64, len(jobs))
-			for i, j := range jobs {
-				ids[i] = j.ID
-				if retryAt != nil && j.Attempt < j.MaxAttempts {
-					retry[i] = retryAt(j).Microseconds()
-				}
-			}
-			b.Queue(sqlRescueUpdate, "", s.origin, ids, retry)
-		}
-		b.Queue(sqlNextLeaseExpiry)
-		var reads []func(pgx.Rows) error
-		if len(jobs) > 0 {
-			reads = append(reads, readMoved(&n, &notes))
-		}
-		reads = append(reads, readNext(&next, 0))
-		return readBatch(tx.SendBatch(ctx, b), reads...)
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("postgres: rescue expired: %w", err)
-	}
-	s.publish(notes.list...)
-	return n, next, nil
+	jobs, next, err := s.RescueExpiredJobs(ctx, limit, retryAt)
+	return len(jobs), next, err
 }
 
 // readMoved reads rows of (tenant_id, queue, state, run_at) of jobs a

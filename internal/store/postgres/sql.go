@@ -369,21 +369,6 @@ FOR UPDATE SKIP LOCKED`
 // leaseExpiredMessage is the error recorded on a rescued job.
 const leaseExpiredMessage = `lease expired: the worker stopped heartbeating before the job finished`
 
-const sqlRescueUpdate = `WITH upd AS (
-	UPDATE switchyard.jobs j SET
-		state = CASE WHEN j.attempt < j.max_attempts THEN 'retryable' ELSE 'dead' END,
-		run_at = CASE WHEN j.attempt < j.max_attempts
-			THEN now() + u.retry_us * interval '1 microsecond' ELSE j.run_at END,
-		finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE now() END,
-		errors = j.errors || jsonb_build_array(jsonb_build_object(
-			'attempt', j.attempt, 'at', ` + nowRFC3339 + `, 'message', '` + leaseExpiredMessage + `'::text)),
-		lease_token = 0, lease_expires_at = NULL, leased_by = NULL
-	FROM unnest($3::bigint[], $4::bigint[]) AS u(id, retry_us)
-	WHERE j.id = u.id AND j.state = 'running'
-	RETURNING j.tenant_id, j.queue, j.state, j.run_at
-), notes AS (` + notesPre + `upd` + notesMid + `upd` + notesPost + `)
-SELECT tenant_id, queue, state, run_at FROM upd` + notesFilter
-
 // sqlNextLeaseExpiry answers microseconds from now to the earliest lease
 // expiry, NULL if nothing runs; min() reads one end of the lease index.
 const sqlNextLeaseExpiry = `SELECT (extract(epoch FROM min(lease_expires_at) - now()) * 1000000)::bigint

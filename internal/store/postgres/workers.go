@@ -39,7 +39,8 @@ RETURNING ` + wkCols
 	sqlWkPrune  = `DELETE FROM switchyard.workers
 WHERE offline_at IS NOT NULL AND offline_at < now() - $1::bigint * interval '1 microsecond'`
 
-	// sqlRescueUpdateJobs is sqlRescueUpdate answering the moved jobs.
+	// sqlRescueUpdateJobs moves the expired jobs $3 to retryable (after
+	// their delay $4, in microseconds) or dead, and answers them.
 	sqlRescueUpdateJobs = `WITH upd AS (
 	UPDATE switchyard.jobs j SET
 		state = CASE WHEN j.attempt < j.max_attempts THEN 'retryable' ELSE 'dead' END,

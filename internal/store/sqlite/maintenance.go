@@ -122,84 +122,10 @@ func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, id string) error {
 // the caller's goroutine, so that no caller code runs on the writer; the
 // writer then applies each change only if the job still holds the same,
 // still expired, lease (a heartbeat or a completion may have come between).
+// It is RescueExpiredJobs, counting.
 func (s *Store) RescueExpired(ctx context.Context, limit int, retryAt func(*store.Job) time.Duration) (int, time.Duration, error) {
-	if limit <= 0 {
-		return 0, 0, nil
-	}
-	st, err := s.rstmts.get(ctx, s.read, rsRescueSelect)
-	if err != nil {
-		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, time.Now().UnixMicro(), int64(limit))
-	if err != nil {
-		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
-	}
-	var expired []*store.Job
-	r := newJobRow()
-	for rows.Next() {
-		j, err := r.scan(rows)
-		if err != nil {
-			rows.Close()
-			return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
-		}
-		expired = append(expired, j)
-	}
-	if err := rows.Close(); err != nil {
-		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
-	}
-	delays := make([]time.Duration, len(expired))
-	for i, j := range expired {
-		if j.Attempt < j.MaxAttempts {
-			delays[i] = retryAt(j)
-		}
-	}
-
-	var (
-		n    int
-		next time.Duration
-	)
-	err = s.w.do(ctx, true, func(t *wtx) error {
-		n, next = 0, 0
-		at := t.errorTime()
-		var earliest int64
-		scheduled := false
-		for i, j := range expired {
-			var (
-				k   int64
-				err error
-			)
-			if j.Attempt < j.MaxAttempts {
-				runAt := t.nowUS + delays[i].Microseconds()
-				k, err = t.execN(stRescueRetry, at, leaseExpiredMessage, runAt, j.ID, int64(j.Attempt), j.LeaseToken, t.nowUS)
-				if k > 0 && (!scheduled || runAt < earliest) {
-					earliest, scheduled = runAt, true
-				}
-			} else {
-				k, err = t.execN(stRescueDead, at, leaseExpiredMessage, t.nowUS, j.ID, int64(j.Attempt), j.LeaseToken, t.nowUS)
-			}
-			if err != nil {
-				return fmt.Errorf("job %d: %w", j.ID, err)
-			}
-			n += int(k)
-		}
-		if scheduled {
-			t.notify(store.Notification{Kind: store.NotifyScheduled, At: fromMicros(earliest)})
-		}
-		var first sqlNullInt
-		if err := t.queryRow(stNextLeaseExpiry).Scan(&first); err != nil {
-			return err
-		}
-		if first.valid {
-			// A lease expiring now, or already expired beyond limit, still
-			// answers a positive duration: zero means there is none.
-			next = max(time.Duration(first.v-t.nowUS)*time.Microsecond, time.Microsecond)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("sqlite: rescue expired: %w", err)
-	}
-	return n, next, nil
+	jobs, next, err := s.RescueExpiredJobs(ctx, limit, retryAt)
+	return len(jobs), next, err
 }
 
 // PromoteScheduled makes due scheduled and retryable jobs available.
