@@ -25,14 +25,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -144,28 +142,6 @@ type realtime struct {
 	refused *prometheus.CounterVec
 }
 
-// realtimes holds each Server's realtime state. Server's fields belong to
-// server.go; this keeps the live endpoints' state beside their code, and
-// drops it with its Server.
-var realtimes sync.Map // weak.Pointer[Server] -> *realtime
-
-// rt returns s's realtime state, creating it on first use.
-func (s *Server) rt() *realtime {
-	key := weak.Make(s)
-	if v, ok := realtimes.Load(key); ok {
-		return v.(*realtime)
-	}
-	fresh := newRealtime(s.cfg.Realtime.withDefaults(), s.log)
-	v, loaded := realtimes.LoadOrStore(key, fresh)
-	if !loaded {
-		// Only the state that won registers its metrics: two first
-		// requests may race here.
-		fresh.register(s.cfg.Registerer)
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { realtimes.Delete(k) }, key)
-	}
-	return v.(*realtime)
-}
-
 func newRealtime(cfg RealtimeConfig, log *slog.Logger) *realtime {
 	rt := &realtime{
 		cfg: cfg, log: log,
@@ -183,15 +159,16 @@ func newRealtime(cfg RealtimeConfig, log *slog.Logger) *realtime {
 	return rt
 }
 
-func (rt *realtime) register(reg prometheus.Registerer) {
+func (rt *realtime) register(reg prometheus.Registerer) error {
 	if reg == nil {
-		return
+		return nil
 	}
 	for _, c := range []prometheus.Collector{rt.conns, rt.refused} {
 		if err := reg.Register(c); err != nil {
-			rt.log.Warn("server: realtime metrics", "err", err)
+			return fmt.Errorf("server: realtime metrics: %w", err)
 		}
 	}
+	return nil
 }
 
 // CloseRealtime closes every WebSocket (1001, going away) and SSE stream
@@ -201,7 +178,7 @@ func (rt *realtime) register(reg prometheus.Registerer) {
 // streams until its deadline (serve registers it with RegisterOnShutdown).
 // Idempotent.
 func (s *Server) CloseRealtime() {
-	rt := s.rt()
+	rt := s.realtime
 	rt.mu.Lock()
 	if !rt.closing {
 		rt.closing = true
@@ -400,7 +377,7 @@ func (s *Server) authenticateLive(w http.ResponseWriter, r *http.Request) (*live
 // acquireLive counts a connection against the limits, answering 429 or
 // 503 itself.
 func (s *Server) acquireLive(w http.ResponseWriter, r *http.Request, lc *liveCaller, transport string) (func(), bool) {
-	release, err := s.rt().acquire(s.clientIP(r), lc.limitKey, transport)
+	release, err := s.realtime.acquire(s.clientIP(r), lc.limitKey, transport)
 	var tooMany errTooMany
 	switch {
 	case err == nil:

@@ -28,7 +28,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rt := s.rt()
+	rt := s.realtime
 	q := r.URL.Query()
 	if err := onlyParams(q, "token", "tenant", "topics", "since"); err != nil {
 		s.fail(w, r, err)

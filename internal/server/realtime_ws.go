@@ -81,7 +81,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rt := s.rt()
+	rt := s.realtime
 	sub := lc.client.NewSubscriber()
 	rw := &wsResponseWriter{ResponseWriter: w}
 	c, err := websocket.Accept(rw, r, &websocket.AcceptOptions{

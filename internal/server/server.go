@@ -77,6 +77,8 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	metrics *httpMetrics
+	// realtime is the live endpoints' state: open connections, limits.
+	realtime *realtime
 }
 
 // Route is one registered route: a method and a net/http pattern.
@@ -208,6 +210,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.metrics = m
+	}
+
+	s.realtime = newRealtime(cfg.Realtime.withDefaults(), cfg.Logger)
+	if err := s.realtime.register(cfg.Registerer); err != nil {
+		return nil, err
 	}
 
 	mux := http.NewServeMux()
