@@ -10,9 +10,10 @@ import (
 type Observer func(op string, d time.Duration, err error)
 
 // Instrument wraps s so every operation reports its latency to observe.
-// Listen, Backend, Close and the Access and Hub methods pass straight through.
+// Listen, Backend, Close and the Access, Hub, Workers and Events methods
+// pass straight through.
 func Instrument(s Store, observe Observer) Store {
-	return &instrumented{Access: s, Hub: s, Workers: s, s: s, observe: observe}
+	return &instrumented{Access: s, Hub: s, Workers: s, Events: s, s: s, observe: observe}
 }
 
 // Unwrap returns the store Instrument wrapped, or s itself; for the few
@@ -35,6 +36,9 @@ type instrumented struct {
 	// Workers passes through too: the node registry is written every few
 	// seconds per node, and rescues are rare.
 	Workers
+	// Events passes through: the event API has its own request metrics,
+	// and a recording is one transaction like an insert.
+	Events
 	s       Store
 	observe Observer
 }

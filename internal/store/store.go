@@ -240,6 +240,7 @@ type Store interface {
 	Access
 	Hub
 	Workers
+	Events
 
 	// Backend names the driver: "sqlite" or "postgres".
 	Backend() string

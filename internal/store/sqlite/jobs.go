@@ -31,7 +31,36 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 	if len(params) == 0 {
 		return []store.InsertResult{}, nil
 	}
-	now := time.Now()
+	plan, err := planInsert(params, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: insert: %w", err)
+	}
+	submit := s.w.do
+	if !plan.hasUnique && len(params)&(len(params)-1) == 0 && len(params) <= 1<<(insertSizes-1) {
+		// insertRows runs one statement for a power-of-two row count.
+		submit = s.w.doOneStatement
+	}
+	if err := submit(ctx, true, plan.run); err != nil {
+		return nil, fmt.Errorf("sqlite: insert: %w", err)
+	}
+	return plan.results(), nil
+}
+
+// insertPlan is an Insert prepared outside the writer: the bound values of
+// every row, built on the caller's goroutine. run inserts the jobs in the
+// writer's transaction, and may be retried there; results then builds
+// what Insert answers.
+type insertPlan struct {
+	params    []store.InsertParams
+	nowUS     int64
+	args      []any
+	runAts    []int64
+	hasUnique bool
+	ids       []int64            // set by run: 0 for a job not inserted
+	existing  map[int]*store.Job // set by run: the live jobs unique keys matched
+}
+
+func planInsert(params []store.InsertParams, now time.Time) (*insertPlan, error) {
 	nowUS := now.UnixMicro()
 	args := make([]any, len(params)*insertCols)
 	runAts := make([]int64, len(params))
@@ -48,7 +77,7 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 		runAts[i] = runAt
 		tags, err := encodeTags(p.Tags)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: insert: job %d: %w", i, err)
+			return nil, fmt.Errorf("job %d: %w", i, err)
 		}
 		if boxTenant == nil || p.TenantID != prevTenant {
 			prevTenant, boxTenant = p.TenantID, p.TenantID
@@ -90,84 +119,82 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 		}
 		hasUnique = hasUnique || p.UniqueKey != ""
 	}
+	return &insertPlan{params: params, nowUS: nowUS, args: args, runAts: runAts, hasUnique: hasUnique,
+		ids: make([]int64, len(params))}, nil
+}
 
-	ids := make([]int64, len(params))
-	var existing map[int]*store.Job
-	submit := s.w.do
-	if !hasUnique && len(params)&(len(params)-1) == 0 && len(params) <= 1<<(insertSizes-1) {
-		// insertRows runs one statement for a power-of-two row count.
-		submit = s.w.doOneStatement
-	}
-	err := submit(ctx, true, func(t *wtx) error {
-		if hasUnique {
-			existing = nil
-			start := 0 // the first job of the pending run of jobs without a key
-			for i := range params {
-				if params[i].UniqueKey == "" {
-					continue
-				}
-				if err := t.insertRows(args, ids, start, i); err != nil {
-					return err
-				}
-				start = i + 1
-				j, err := scanJob(t.queryRow(stJobByUnique, params[i].TenantID, params[i].UniqueKey))
-				switch {
-				case err == nil:
-					if existing == nil {
-						existing = make(map[int]*store.Job)
-					}
-					existing[i] = j
-					ids[i] = 0
-					continue
-				case !errors.Is(err, sql.ErrNoRows):
-					return err
-				}
-				if err := t.insertRows(args, ids, i, i+1); err != nil {
-					return err
-				}
+// run inserts the plan's jobs in t and queues their notifications.
+func (pl *insertPlan) run(t *wtx) error {
+	params, args, ids := pl.params, pl.args, pl.ids
+	if pl.hasUnique {
+		pl.existing = nil
+		start := 0 // the first job of the pending run of jobs without a key
+		for i := range params {
+			if params[i].UniqueKey == "" {
+				continue
 			}
-			if err := t.insertRows(args, ids, start, len(params)); err != nil {
+			if err := t.insertRows(args, ids, start, i); err != nil {
 				return err
 			}
-		} else if err := t.insertRows(args, ids, 0, len(params)); err != nil {
+			start = i + 1
+			j, err := scanJob(t.queryRow(stJobByUnique, params[i].TenantID, params[i].UniqueKey))
+			switch {
+			case err == nil:
+				if pl.existing == nil {
+					pl.existing = make(map[int]*store.Job)
+				}
+				pl.existing[i] = j
+				ids[i] = 0
+				continue
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if err := t.insertRows(args, ids, i, i+1); err != nil {
+				return err
+			}
+		}
+		if err := t.insertRows(args, ids, start, len(params)); err != nil {
 			return err
 		}
-		var earliest int64
-		scheduled := false
-		for i := range params {
-			if ids[i] == 0 {
-				continue
-			}
-			if runAts[i] > nowUS {
-				if !scheduled || runAts[i] < earliest {
-					earliest = runAts[i]
-				}
-				scheduled = true
-				continue
-			}
-			t.notify(store.Notification{Kind: store.NotifyInsert, TenantID: params[i].TenantID, Queue: params[i].Queue})
-		}
-		if scheduled {
-			t.notify(store.Notification{Kind: store.NotifyScheduled, At: fromMicros(earliest)})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: insert: %w", err)
+	} else if err := t.insertRows(args, ids, 0, len(params)); err != nil {
+		return err
 	}
+	var earliest int64
+	scheduled := false
+	for i := range params {
+		if ids[i] == 0 {
+			continue
+		}
+		if pl.runAts[i] > pl.nowUS {
+			if !scheduled || pl.runAts[i] < earliest {
+				earliest = pl.runAts[i]
+			}
+			scheduled = true
+			continue
+		}
+		t.notify(store.Notification{Kind: store.NotifyInsert, TenantID: params[i].TenantID, Queue: params[i].Queue})
+	}
+	if scheduled {
+		t.notify(store.Notification{Kind: store.NotifyScheduled, At: fromMicros(earliest)})
+	}
+	return nil
+}
 
+// results builds what Insert answers once run has committed.
+func (pl *insertPlan) results() []store.InsertResult {
+	params := pl.params
 	out := make([]store.InsertResult, len(params))
 	jobs := make([]store.Job, len(params)) // one allocation for all the new jobs
-	created := fromMicros(nowUS)
+	created := fromMicros(pl.nowUS)
 	for i := range params {
-		if j, ok := existing[i]; ok {
+		if j, ok := pl.existing[i]; ok {
 			out[i] = store.InsertResult{Job: j, Existing: true}
 			continue
 		}
 		p := &params[i]
 		j := &jobs[i]
 		*j = store.Job{
-			ID:          ids[i],
+			ID:          pl.ids[i],
 			TenantID:    p.TenantID,
 			Queue:       p.Queue,
 			Kind:        p.Kind,
@@ -175,7 +202,7 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 			Priority:    p.Priority,
 			State:       store.StateAvailable,
 			MaxAttempts: p.MaxAttempts,
-			RunAt:       fromMicros(runAts[i]),
+			RunAt:       fromMicros(pl.runAts[i]),
 			CreatedAt:   created,
 			Timeout:     time.Duration(p.Timeout.Milliseconds()) * time.Millisecond,
 			UniqueKey:   p.UniqueKey,
@@ -188,12 +215,12 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 		if j.Tags == nil {
 			j.Tags = []string{}
 		}
-		if runAts[i] > nowUS {
+		if pl.runAts[i] > pl.nowUS {
 			j.State = store.StateScheduled
 		}
 		out[i] = store.InsertResult{Job: j}
 	}
-	return out, nil
+	return out
 }
 
 // insertRows inserts jobs lo..hi-1, whose bound values are args[lo*insertCols:

@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InstanceSecrets", secretTests},
 		{"Hub", hubTests},
 		{"Workers", workerTests},
+		{"Events", eventTests},
+		{"Rules", ruleTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// NotifyRules: tenant TenantID's rules changed; caches of them must be
+// dropped.
+const NotifyRules = "rules"
+
+// Event is a CloudEvent as stored: the attributes queries filter on, in
+// columns, and the whole event, in its structured JSON form, in Body.
+type Event struct {
+	ID       int64 // the store's, unique within the store
+	TenantID string
+	// Source and EventID are the CloudEvent's source and id: unique
+	// together within a tenant, so that a repeat is recognised.
+	Source  string
+	EventID string
+	Type    string
+	Subject string    // "" for none
+	Time    time.Time // the event's time, or when it was received if it has none
+	// ReceivedAt is set by the store, from the database clock.
+	ReceivedAt time.Time
+	// Body is the CloudEvent in structured JSON form, as the API shows it.
+	Body []byte
+	// Dispatch is what the rules did with it: a JSON array of RuleOutcome,
+	// with the ids of the jobs they created.
+	Dispatch []byte
+}
+
+// EventRecord is one event to record, with what its rules decided.
+type EventRecord struct {
+	Event Event // ID, ReceivedAt and Dispatch are set by the store
+	// Jobs are the jobs the rules create: inserted with the event, in the
+	// same transaction, or not at all.
+	Jobs []InsertParams
+	// Outcomes say, rule by rule, what the rules decided; an enqueue
+	// action's outcome names its job by its index in Jobs.
+	Outcomes []RuleOutcome
+}
+
+// RuleOutcome is what one rule whose types matched an event did with it.
+type RuleOutcome struct {
+	RuleID   string `json:"rule_id"`
+	RuleName string `json:"rule"`
+	// Matched is false when the rule's filter was false for the event, or
+	// could not be evaluated (Error says why); its actions did not run.
+	Matched bool            `json:"matched"`
+	Error   string          `json:"error,omitempty"`
+	Actions []ActionOutcome `json:"actions,omitempty"`
+}
+
+// ActionOutcome is what one action of a matched rule did.
+type ActionOutcome struct {
+	Action string `json:"action"`
+	// Job is the enqueue action's job, as an index into EventRecord.Jobs
+	// (-1 for none); the store records its id as JobID.
+	Job      int    `json:"-"`
+	JobID    string `json:"job_id,omitempty"`
+	Existing bool   `json:"existing,omitempty"` // its unique key matched a live job, which JobID is
+	Topic    string `json:"topic,omitempty"`
+	Endpoint string `json:"endpoint_id,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// EncodeDispatch returns the Dispatch of an event whose jobs were inserted
+// as results.
+func EncodeDispatch(outcomes []RuleOutcome, results []InsertResult) ([]byte, error) {
+	if len(outcomes) == 0 {
+		return []byte("[]"), nil
+	}
+	out := make([]RuleOutcome, len(outcomes))
+	for i, o := range outcomes {
+		out[i] = o
+		out[i].Actions = make([]ActionOutcome, len(o.Actions))
+		for k, a := range o.Actions {
+			if a.Job >= 0 && a.Job < len(results) && results[a.Job].Job != nil {
+				a.JobID = strconv.FormatInt(results[a.Job].Job.ID, 10)
+				a.Existing = results[a.Job].Existing
+			}
+			out[i].Actions[k] = a
+		}
+	}
+	return json.Marshal(out)
+}
+
+// RecordedEvent is the outcome of one EventRecord, in input order.
+type RecordedEvent struct {
+	Event *Event
+	// Existing is true when the tenant had an event with this source and
+	// id already, which Event then is: nothing was written, no job made.
+	Existing bool
+	// Jobs are the results of EventRecord.Jobs; nil when Existing.
+	Jobs []InsertResult
+}
+
+// EventListParams filters an event listing, newest first.
+type EventListParams struct {
+	TenantID string
+	Type     string    // "" for any
+	Source   string    // "" for any
+	Subject  string    // "" for any
+	Since    time.Time // zero for any: only events whose Time is at or after
+	Until    time.Time // zero for any: only events whose Time is before
+	Before   int64     // 0 for the first page; else only ids < Before
+	Limit    int       // 0 for no limit
+}
+
+// Rule is a stored routing rule. The engine owns its meaning: the store
+// keeps the specification as JSON.
+type Rule struct {
+	ID       string
+	TenantID string
+	Name     string // unique within the tenant
+	Spec     []byte // JSON
+	// Set by the store, from the database clock.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Events is the part of the Store that keeps received events and the rules
+// that route them.
+type Events interface {
+	// RecordEvents records events and the jobs their rules create in one
+	// transaction: all or nothing. An event whose (tenant, source, id) is
+	// recorded already, by an earlier call or earlier in recs, is not
+	// recorded again and its jobs are not inserted: its result carries the
+	// stored event with Existing set.
+	RecordEvents(ctx context.Context, recs []EventRecord) ([]RecordedEvent, error)
+
+	// GetEvent returns one event; ErrNotFound for an unknown id or another
+	// tenant's.
+	GetEvent(ctx context.Context, tenantID string, id int64) (*Event, error)
+
+	// ListEvents returns a page of events, newest first.
+	ListEvents(ctx context.Context, p EventListParams) ([]*Event, error)
+
+	// DeleteEventsBefore deletes up to limit events received before
+	// before, oldest first, and returns how many.
+	DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// CreateRule stores r (CreatedAt and UpdatedAt from the database
+	// clock) and sends a NotifyRules; ErrConflict if the tenant has a rule
+	// of that name or id.
+	CreateRule(ctx context.Context, r Rule) (*Rule, error)
+
+	// GetRule returns one rule; ErrNotFound for an unknown id or another
+	// tenant's.
+	GetRule(ctx context.Context, tenantID, id string) (*Rule, error)
+
+	// ListRules returns the tenant's rules ordered by id, after the id
+	// after ("" for the first page), at most limit (0: all).
+	ListRules(ctx context.Context, tenantID, after string, limit int) ([]*Rule, error)
+
+	// UpdateRule replaces the name and spec of rule (r.TenantID, r.ID),
+	// sets UpdatedAt and sends a NotifyRules; ErrNotFound for an unknown
+	// rule, ErrConflict if another rule has the name.
+	UpdateRule(ctx context.Context, r Rule) (*Rule, error)
+
+	// DeleteRule deletes a rule and sends a NotifyRules; ErrNotFound for an
+	// unknown id or another tenant's.
+	DeleteRule(ctx context.Context, tenantID, id string) error
+}

@@ -1,0 +1,36 @@
+-- 0007_events: received CloudEvents and the rules that route them
+-- (store.Events).
+--
+-- An event is unique per (tenant, source, event_id): a repeat is answered
+-- with the stored one. The body is the whole event as the API shows it;
+-- the columns are what listings filter on. Listings go newest first by id,
+-- within a tenant, optionally of one type; retention deletes by age.
+CREATE TABLE switchyard.events (
+    id          bigserial PRIMARY KEY,
+    tenant_id   text NOT NULL,
+    source      text NOT NULL,
+    event_id    text NOT NULL,
+    type        text NOT NULL,
+    subject     text NOT NULL DEFAULT '',
+    event_time  timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    body        json  NOT NULL, -- json, not jsonb: kept as received
+    dispatch    json  NOT NULL DEFAULT '[]',
+    UNIQUE (tenant_id, source, event_id)
+);
+CREATE INDEX events_tenant ON switchyard.events (tenant_id, id);
+CREATE INDEX events_tenant_type ON switchyard.events (tenant_id, type, id);
+CREATE INDEX events_received ON switchyard.events (received_at);
+
+-- Rules are few per tenant and read whole (the engine caches them); the
+-- specification is JSON the engine interprets.
+CREATE TABLE switchyard.rules (
+    id         text PRIMARY KEY,
+    tenant_id  text NOT NULL,
+    name       text NOT NULL,
+    spec       jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, name)
+);
+CREATE INDEX rules_tenant ON switchyard.rules (tenant_id, id);

@@ -1,0 +1,271 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/store"
+)
+
+// store.Events. Events and their jobs are written by the writer in one op,
+// so a recording is one transaction and nothing writes between the check
+// for a repeat and the insert.
+
+const (
+	evCols   = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
+	ruleCols = `id, tenant_id, name, spec, created_at, updated_at`
+
+	sqlEvInsert = `INSERT INTO events (tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlEvBySourceID = `SELECT ` + evCols + ` FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?`
+	sqlEvGet        = `SELECT ` + evCols + ` FROM events WHERE id = ? AND tenant_id = ?`
+	// Parameters: before, limit.
+	sqlEvDeleteOld = `DELETE FROM events WHERE id IN (
+		SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)`
+
+	sqlRuleInsert = `INSERT INTO rules (` + ruleCols + `) VALUES (?, ?, ?, ?, ?, ?)`
+	sqlRuleGet    = `SELECT ` + ruleCols + ` FROM rules WHERE id = ? AND tenant_id = ?`
+	sqlRuleList   = `SELECT ` + ruleCols + ` FROM rules WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?`
+	// Parameters: name, spec, updated_at, id, tenant.
+	sqlRuleUpdate = `UPDATE rules SET name = ?, spec = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`
+	sqlRuleDelete = `DELETE FROM rules WHERE id = ? AND tenant_id = ?`
+)
+
+func scanEvent(sc scanner) (*store.Event, error) {
+	var (
+		e              store.Event
+		at, received   sqlInt
+		body, dispatch string
+	)
+	if err := sc.Scan(&e.ID, &e.TenantID, &e.Source, &e.EventID, &e.Type, &e.Subject, &at, &received, &body, &dispatch); err != nil {
+		return nil, err
+	}
+	e.Time, e.ReceivedAt = fromMicros(int64(at)), fromMicros(int64(received))
+	e.Body, e.Dispatch = []byte(body), []byte(dispatch)
+	return &e, nil
+}
+
+// RecordEvents implements store.Events.
+func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]store.RecordedEvent, error) {
+	if len(recs) == 0 {
+		return []store.RecordedEvent{}, nil
+	}
+	// Prepare the jobs' rows here, on the caller's goroutine.
+	now := time.Now()
+	plans := make([]*insertPlan, len(recs))
+	for i := range recs {
+		if len(recs[i].Jobs) == 0 {
+			continue
+		}
+		p, err := planInsert(recs[i].Jobs, now)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: record events: event %d: %w", i, err)
+		}
+		plans[i] = p
+	}
+	var out []store.RecordedEvent
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		out = make([]store.RecordedEvent, len(recs))
+		for i := range recs {
+			e := &recs[i].Event
+			stored, err := scanEvent(t.accQueryRow(sqlEvBySourceID, e.TenantID, e.Source, e.EventID))
+			if err == nil {
+				out[i] = store.RecordedEvent{Event: stored, Existing: true}
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			var jobs []store.InsertResult
+			if p := plans[i]; p != nil {
+				if err := p.run(t); err != nil {
+					return fmt.Errorf("event %d: jobs: %w", i, err)
+				}
+				jobs = p.results()
+			}
+			rec := *e
+			rec.ReceivedAt = fromMicros(t.nowUS)
+			if rec.Dispatch, err = store.EncodeDispatch(recs[i].Outcomes, jobs); err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			res, err := t.w.conn.ExecContext(context.Background(), sqlEvInsert, rec.TenantID, rec.Source, rec.EventID,
+				rec.Type, rec.Subject, micros(rec.Time), t.nowUS, string(rec.Body), string(rec.Dispatch))
+			if err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			if rec.ID, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("event %d: %w", i, err)
+			}
+			rec.Time = fromMicros(micros(rec.Time)) // as stored: microseconds, UTC
+			out[i] = store.RecordedEvent{Event: &rec, Jobs: jobs}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: record events: %w", err)
+	}
+	return out, nil
+}
+
+// GetEvent implements store.Events.
+func (s *Store) GetEvent(ctx context.Context, tenantID string, id int64) (*store.Event, error) {
+	e, err := scanEvent(s.read.QueryRowContext(ctx, sqlEvGet, id, tenantID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: get event %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get event %d: %w", id, err)
+	}
+	return e, nil
+}
+
+// ListEvents implements store.Events.
+func (s *Store) ListEvents(ctx context.Context, p store.EventListParams) ([]*store.Event, error) {
+	var q strings.Builder
+	args := []any{p.TenantID}
+	q.WriteString(`SELECT ` + evCols + ` FROM events WHERE tenant_id = ?`)
+	add := func(cond string, arg any) {
+		q.WriteString(cond)
+		args = append(args, arg)
+	}
+	if p.Type != "" {
+		add(` AND type = ?`, p.Type)
+	}
+	if p.Source != "" {
+		add(` AND source = ?`, p.Source)
+	}
+	if p.Subject != "" {
+		add(` AND subject = ?`, p.Subject)
+	}
+	if !p.Since.IsZero() {
+		add(` AND event_time >= ?`, micros(p.Since))
+	}
+	if !p.Until.IsZero() {
+		add(` AND event_time < ?`, micros(p.Until))
+	}
+	if p.Before > 0 {
+		add(` AND id < ?`, p.Before)
+	}
+	add(` ORDER BY id DESC LIMIT ?`, sqlLimit(p.Limit))
+	es, err := accQueryAll(ctx, s.read, scanEvent, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list events: %w", err)
+	}
+	return es, nil
+}
+
+// DeleteEventsBefore implements store.Events.
+func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int64
+	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
+		var err error
+		n, err = t.accExec(sqlEvDeleteOld, micros(before), sqlLimit(limit))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete old events: %w", err)
+	}
+	return int(n), nil
+}
+
+func scanRule(sc scanner) (*store.Rule, error) {
+	var (
+		r                store.Rule
+		spec             string
+		created, updated sqlInt
+	)
+	if err := sc.Scan(&r.ID, &r.TenantID, &r.Name, &spec, &created, &updated); err != nil {
+		return nil, err
+	}
+	r.Spec, r.CreatedAt, r.UpdatedAt = []byte(spec), fromMicros(int64(created)), fromMicros(int64(updated))
+	return &r, nil
+}
+
+// CreateRule implements store.Events.
+func (s *Store) CreateRule(ctx context.Context, r store.Rule) (*store.Rule, error) {
+	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
+		r.CreatedAt, r.UpdatedAt = fromMicros(t.nowUS), fromMicros(t.nowUS)
+		if _, err := t.accExec(sqlRuleInsert, r.ID, r.TenantID, r.Name, string(r.Spec), t.nowUS, t.nowUS); err != nil {
+			return err
+		}
+		t.notify(store.Notification{Kind: store.NotifyRules, TenantID: r.TenantID})
+		return nil
+	})
+	if accConflict(err) {
+		return nil, fmt.Errorf("sqlite: create rule: a rule named %q exists: %w", r.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: create rule: %w", err)
+	}
+	return &r, nil
+}
+
+// GetRule implements store.Events.
+func (s *Store) GetRule(ctx context.Context, tenantID, id string) (*store.Rule, error) {
+	r, err := scanRule(s.read.QueryRowContext(ctx, sqlRuleGet, id, tenantID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: get rule %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get rule %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRules implements store.Events.
+func (s *Store) ListRules(ctx context.Context, tenantID, after string, limit int) ([]*store.Rule, error) {
+	rs, err := accQueryAll(ctx, s.read, scanRule, sqlRuleList, tenantID, after, sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list rules: %w", err)
+	}
+	return rs, nil
+}
+
+// UpdateRule implements store.Events.
+func (s *Store) UpdateRule(ctx context.Context, r store.Rule) (*store.Rule, error) {
+	var got *store.Rule
+	err := s.w.do(ctx, true, func(t *wtx) error {
+		n, err := t.accExec(sqlRuleUpdate, r.Name, string(r.Spec), t.nowUS, r.ID, r.TenantID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if got, err = scanRule(t.accQueryRow(sqlRuleGet, r.ID, r.TenantID)); err != nil {
+			return err
+		}
+		t.notify(store.Notification{Kind: store.NotifyRules, TenantID: r.TenantID})
+		return nil
+	})
+	switch {
+	case accConflict(err):
+		return nil, fmt.Errorf("sqlite: update rule %s: a rule named %q exists: %w", r.ID, r.Name, store.ErrConflict)
+	case err != nil:
+		return nil, fmt.Errorf("sqlite: update rule %s: %w", r.ID, err)
+	}
+	return got, nil
+}
+
+// DeleteRule implements store.Events.
+func (s *Store) DeleteRule(ctx context.Context, tenantID, id string) error {
+	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
+		n, err := t.accExec(sqlRuleDelete, id, tenantID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		t.notify(store.Notification{Kind: store.NotifyRules, TenantID: tenantID})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete rule %s: %w", id, err)
+	}
+	return nil
+}

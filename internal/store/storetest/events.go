@@ -1,0 +1,362 @@
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/store"
+)
+
+var eventTests = []suiteTest{
+	{"RecordGet", testEventsRecordGet},
+	{"Repeat", testEventsRepeat},
+	{"RepeatConcurrent", testEventsRepeatConcurrent},
+	{"AllOrNothing", testEventsAllOrNothing},
+	{"List", testEventsList},
+	{"DeleteBefore", testEventsDeleteBefore},
+}
+
+var ruleTests = []suiteTest{
+	{"CRUD", testRulesCRUD},
+	{"Notify", testRulesNotify},
+}
+
+// eventAt is a fixed event time, n minutes into a day in 2026.
+func eventAt(n int) time.Time {
+	return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute)
+}
+
+func cloudEvent(tenant, source, id, typ string, at time.Time) store.Event {
+	body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":%q,"type":%q,"time":%q,"data":{"n":1}}`,
+		id, source, typ, at.Format(time.RFC3339Nano))
+	return store.Event{TenantID: tenant, Source: source, EventID: id, Type: typ, Time: at, Body: []byte(body)}
+}
+
+func (e *env) record(recs ...store.EventRecord) []store.RecordedEvent {
+	e.t.Helper()
+	out, err := e.s.RecordEvents(e.ctx(), recs)
+	if err != nil {
+		e.t.Fatalf("RecordEvents: %v", err)
+	}
+	if len(out) != len(recs) {
+		e.t.Fatalf("RecordEvents answered %d results for %d events", len(out), len(recs))
+	}
+	return out
+}
+
+func testEventsRecordGet(t *testing.T, open opener) {
+	e := newListeningEnv(t, open)
+	ev := cloudEvent(tenantA, "/shop", "a-1", "order.placed", eventAt(0))
+	ev.Subject = "order/7"
+	job := params(tenantA, "orders", "fulfil")
+	job.Args = []byte(`{"order":7}`)
+	outcomes := []store.RuleOutcome{
+		{RuleID: "rul_1", RuleName: "fulfil", Matched: true, Actions: []store.ActionOutcome{
+			{Action: "enqueue", Job: 0}, {Action: "publish", Job: -1, Topic: "orders"},
+		}},
+		{RuleID: "rul_2", RuleName: "broken", Error: "filter: unknown name x", Actions: nil},
+	}
+	before := e.now()
+	res := e.record(store.EventRecord{Event: ev, Jobs: []store.InsertParams{job}, Outcomes: outcomes})[0]
+	after := e.now()
+	if res.Existing || res.Event == nil || res.Event.ID == 0 || len(res.Jobs) != 1 || res.Jobs[0].Job == nil {
+		t.Fatalf("RecordEvents = %+v, want a new event with one job", res)
+	}
+	within(t, "ReceivedAt", res.Event.ReceivedAt, before, after)
+	j := res.Jobs[0].Job
+	if j.Queue != "orders" || j.Kind != "fulfil" || string(j.Args) != `{"order":7}` || j.State != store.StateAvailable {
+		t.Errorf("the event's job = %+v", j)
+	}
+	if _, err := e.s.Get(e.ctx(), tenantA, j.ID); err != nil {
+		t.Errorf("Get(the event's job): %v", err)
+	}
+	e.waitInsert(tenantA, "orders")
+
+	got, err := e.s.GetEvent(e.ctx(), tenantA, res.Event.ID)
+	if err != nil {
+		t.Fatalf("GetEvent: %v", err)
+	}
+	if got.ID != res.Event.ID || got.TenantID != tenantA || got.Source != "/shop" || got.EventID != "a-1" ||
+		got.Type != "order.placed" || got.Subject != "order/7" || !got.Time.Equal(eventAt(0)) ||
+		!got.ReceivedAt.Equal(res.Event.ReceivedAt) || string(got.Body) != string(ev.Body) {
+		t.Errorf("GetEvent = %+v\nwant the recorded %+v", got, res.Event)
+	}
+	var dispatch []map[string]any
+	if err := json.Unmarshal(got.Dispatch, &dispatch); err != nil {
+		t.Fatalf("Dispatch %s: %v", got.Dispatch, err)
+	}
+	if len(dispatch) != 2 || dispatch[1]["error"] != "filter: unknown name x" {
+		t.Fatalf("Dispatch = %s", got.Dispatch)
+	}
+	actions, _ := dispatch[0]["actions"].([]any)
+	if len(actions) != 2 || actions[0].(map[string]any)["job_id"] != fmt.Sprint(j.ID) || actions[1].(map[string]any)["topic"] != "orders" {
+		t.Errorf("Dispatch names the job %d and the topic: %s", j.ID, got.Dispatch)
+	}
+	if string(got.Dispatch) != string(res.Event.Dispatch) {
+		t.Errorf("RecordEvents answered Dispatch %s, GetEvent %s", res.Event.Dispatch, got.Dispatch)
+	}
+
+	for _, c := range []struct {
+		tenant string
+		id     int64
+	}{{tenantB, res.Event.ID}, {tenantA, unknownID}} {
+		if _, err := e.s.GetEvent(e.ctx(), c.tenant, c.id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetEvent(%s, %d) = %v, want ErrNotFound", c.tenant, c.id, err)
+		}
+	}
+	if out, err := e.s.RecordEvents(e.ctx(), nil); err != nil || len(out) != 0 {
+		t.Errorf("RecordEvents(nil) = %v, %v", out, err)
+	}
+}
+
+func testEventsRepeat(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	ev := cloudEvent(tenantA, "/shop", "a-1", "order.placed", eventAt(0))
+	job := params(tenantA, "orders", "fulfil")
+	first := e.record(store.EventRecord{Event: ev, Jobs: []store.InsertParams{job}})[0]
+
+	// The same source and id again, with other contents: the stored one
+	// answers, and no job is made. Within one call too; another source, or
+	// another tenant, is another event.
+	again := ev
+	again.Type, again.Body = "order.changed", []byte(`{"other":true}`)
+	res := e.record(
+		store.EventRecord{Event: again, Jobs: []store.InsertParams{job}},
+		store.EventRecord{Event: cloudEvent(tenantA, "/shop", "a-2", "order.placed", eventAt(1)), Jobs: []store.InsertParams{job}},
+		store.EventRecord{Event: cloudEvent(tenantA, "/shop", "a-2", "order.placed", eventAt(1)), Jobs: []store.InsertParams{job}},
+		store.EventRecord{Event: cloudEvent(tenantA, "/other", "a-1", "order.placed", eventAt(2))},
+		store.EventRecord{Event: cloudEvent(tenantB, "/shop", "a-1", "order.placed", eventAt(3))},
+	)
+	if !res[0].Existing || res[0].Event.ID != first.Event.ID || res[0].Event.Type != "order.placed" ||
+		string(res[0].Event.Body) != string(ev.Body) || res[0].Jobs != nil {
+		t.Errorf("a repeat = %+v, want the first event (id %d), unchanged, no jobs", res[0], first.Event.ID)
+	}
+	if res[1].Existing || !res[2].Existing || res[2].Event.ID != res[1].Event.ID || len(res[1].Jobs) != 1 || res[2].Jobs != nil {
+		t.Errorf("a repeat within one call: %+v then %+v", res[1], res[2])
+	}
+	if res[3].Existing || res[4].Existing {
+		t.Errorf("another source or tenant counted as a repeat: %+v, %+v", res[3], res[4])
+	}
+	jobs, err := e.s.List(e.ctx(), store.ListParams{TenantID: tenantA, Queue: "orders"})
+	if err != nil || len(jobs) != 2 {
+		t.Errorf("jobs made = %d (%v), want 2: one per new event", len(jobs), err)
+	}
+}
+
+func testEventsRepeatConcurrent(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	const senders = 8
+	ev := cloudEvent(tenantA, "/hooks/github", "delivery-1", "github.push", eventAt(0))
+	job := params(tenantA, "ci", "build")
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fresh []int64
+		ids   []int64
+	)
+	for range senders {
+		wg.Go(func() {
+			out, err := e.s.RecordEvents(e.ctx(), []store.EventRecord{{Event: ev, Jobs: []store.InsertParams{job}}})
+			if err != nil {
+				t.Errorf("RecordEvents: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ids = append(ids, out[0].Event.ID)
+			if !out[0].Existing {
+				fresh = append(fresh, out[0].Event.ID)
+			}
+		})
+	}
+	wg.Wait()
+	if len(fresh) != 1 || len(ids) != senders || slices.Min(ids) != slices.Max(ids) {
+		t.Errorf("%d concurrent recordings of one event: new %v, ids %v; want one new, one id", senders, fresh, ids)
+	}
+	jobs, err := e.s.List(e.ctx(), store.ListParams{TenantID: tenantA, Queue: "ci"})
+	if err != nil || len(jobs) != 1 {
+		t.Errorf("jobs made = %d (%v), want 1", len(jobs), err)
+	}
+}
+
+func testEventsAllOrNothing(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	bad := params(tenantA, "q", "k")
+	bad.Priority = 9 // the schema refuses it
+	_, err := e.s.RecordEvents(e.ctx(), []store.EventRecord{
+		{Event: cloudEvent(tenantA, "/s", "1", "t", eventAt(0)), Jobs: []store.InsertParams{params(tenantA, "q", "k")}},
+		{Event: cloudEvent(tenantA, "/s", "2", "t", eventAt(1)), Jobs: []store.InsertParams{bad}},
+	})
+	if err == nil {
+		t.Fatal("RecordEvents with a job of priority 9 succeeded")
+	}
+	if es, err := e.s.ListEvents(e.ctx(), store.EventListParams{TenantID: tenantA}); err != nil || len(es) != 0 {
+		t.Errorf("after a failed RecordEvents: %d events (%v), want none", len(es), err)
+	}
+	if jobs, err := e.s.List(e.ctx(), store.ListParams{TenantID: tenantA}); err != nil || len(jobs) != 0 {
+		t.Errorf("after a failed RecordEvents: %d jobs (%v), want none", len(jobs), err)
+	}
+}
+
+func eventIDs(es []*store.Event) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.EventID
+	}
+	return out
+}
+
+func testEventsList(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	mk := func(id, source, typ, subject string, minute int) store.EventRecord {
+		ev := cloudEvent(tenantA, source, id, typ, eventAt(minute))
+		ev.Subject = subject
+		return store.EventRecord{Event: ev}
+	}
+	e.record(mk("a", "/s1", "image.uploaded", "avatars/1", 0), mk("b", "/s1", "image.deleted", "", 1),
+		mk("c", "/s2", "image.uploaded", "avatars/2", 2), mk("d", "/s2", "video.uploaded", "avatars/1", 3))
+	e.record(store.EventRecord{Event: cloudEvent(tenantB, "/s1", "z", "image.uploaded", eventAt(0))})
+	for _, tc := range []struct {
+		name string
+		p    store.EventListParams
+		want []string
+	}{
+		{"all", store.EventListParams{}, []string{"d", "c", "b", "a"}},
+		{"type", store.EventListParams{Type: "image.uploaded"}, []string{"c", "a"}},
+		{"source", store.EventListParams{Source: "/s1"}, []string{"b", "a"}},
+		{"subject", store.EventListParams{Subject: "avatars/1"}, []string{"d", "a"}},
+		{"since", store.EventListParams{Since: eventAt(2)}, []string{"d", "c"}},
+		{"until", store.EventListParams{Until: eventAt(2)}, []string{"b", "a"}},
+		{"limit", store.EventListParams{Limit: 3}, []string{"d", "c", "b"}},
+	} {
+		tc.p.TenantID = tenantA
+		es, err := e.s.ListEvents(e.ctx(), tc.p)
+		if err != nil {
+			t.Fatalf("%s: ListEvents: %v", tc.name, err)
+		}
+		if got := eventIDs(es); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ListEvents = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// Pages continue below the last id.
+	page, _ := e.s.ListEvents(e.ctx(), store.EventListParams{TenantID: tenantA, Limit: 2})
+	rest, err := e.s.ListEvents(e.ctx(), store.EventListParams{TenantID: tenantA, Before: page[1].ID})
+	if err != nil || !slices.Equal(eventIDs(rest), []string{"b", "a"}) {
+		t.Errorf("the second page = %q (%v), want b, a", eventIDs(rest), err)
+	}
+}
+
+func testEventsDeleteBefore(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	e.record(store.EventRecord{Event: cloudEvent(tenantA, "/s", "old-1", "t", eventAt(0))},
+		store.EventRecord{Event: cloudEvent(tenantA, "/s", "old-2", "t", eventAt(0))})
+	cut := e.now()
+	e.waitPast(cut)
+	e.record(store.EventRecord{Event: cloudEvent(tenantA, "/s", "new", "t", eventAt(0))})
+	n, err := e.s.DeleteEventsBefore(e.ctx(), cut.Add(time.Microsecond), 1)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteEventsBefore(limit 1) = %d, %v; want 1", n, err)
+	}
+	if n, err = e.s.DeleteEventsBefore(e.ctx(), cut.Add(time.Microsecond), 10); err != nil || n != 1 {
+		t.Fatalf("DeleteEventsBefore(limit 10) = %d, %v; want the other old one", n, err)
+	}
+	es, err := e.s.ListEvents(e.ctx(), store.EventListParams{TenantID: tenantA})
+	if err != nil || !slices.Equal(eventIDs(es), []string{"new"}) {
+		t.Errorf("left after retention: %q (%v), want the new one", eventIDs(es), err)
+	}
+	// A deleted event's source and id may come again, as a new event.
+	if res := e.record(store.EventRecord{Event: cloudEvent(tenantA, "/s", "old-1", "t", eventAt(0))}); res[0].Existing {
+		t.Errorf("an event deleted by retention still counts as recorded")
+	}
+}
+
+func testRulesCRUD(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	before := e.now()
+	r, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantA, Name: "resize", Spec: []byte(`{"types":["image.*"]}`)})
+	after := e.now()
+	if err != nil {
+		t.Fatalf("CreateRule: %v", err)
+	}
+	within(t, "CreatedAt", r.CreatedAt, before, after)
+	if !r.UpdatedAt.Equal(r.CreatedAt) || r.ID != "rul_b" || r.Name != "resize" {
+		t.Errorf("CreateRule = %+v", r)
+	}
+	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_c", TenantID: tenantA, Name: "resize", Spec: []byte(`{}`)}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("CreateRule with a taken name = %v, want ErrConflict", err)
+	}
+	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_a", TenantID: tenantA, Name: "alert", Spec: []byte(`{"types":["job.dead"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_z", TenantID: tenantB, Name: "resize", Spec: []byte(`{}`)}); err != nil {
+		t.Errorf("another tenant's rule of the same name: %v", err)
+	}
+
+	got, err := e.s.GetRule(e.ctx(), tenantA, "rul_b")
+	if err != nil || got.Name != "resize" || string(got.Spec) == "" {
+		t.Errorf("GetRule = %+v, %v", got, err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(got.Spec, &spec); err != nil || spec["types"] == nil {
+		t.Errorf("the stored spec %s does not read back: %v", got.Spec, err)
+	}
+	if _, err := e.s.GetRule(e.ctx(), tenantB, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRule of another tenant's rule = %v, want ErrNotFound", err)
+	}
+
+	all, err := e.s.ListRules(e.ctx(), tenantA, "", 0)
+	if err != nil || len(all) != 2 || all[0].ID != "rul_a" || all[1].ID != "rul_b" {
+		t.Fatalf("ListRules = %+v, %v; want rul_a, rul_b", all, err)
+	}
+	if page, err := e.s.ListRules(e.ctx(), tenantA, "rul_a", 1); err != nil || len(page) != 1 || page[0].ID != "rul_b" {
+		t.Errorf("ListRules after rul_a = %+v, %v", page, err)
+	}
+
+	e.waitPast(r.UpdatedAt)
+	up, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantA, Name: "thumbnails", Spec: []byte(`{"types":["image.uploaded"]}`)})
+	if err != nil || up.Name != "thumbnails" || !up.UpdatedAt.After(r.UpdatedAt) || !up.CreatedAt.Equal(r.CreatedAt) {
+		t.Errorf("UpdateRule = %+v, %v", up, err)
+	}
+	if _, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantA, Name: "alert", Spec: []byte(`{}`)}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("UpdateRule to a taken name = %v, want ErrConflict", err)
+	}
+	if _, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantB, Name: "x", Spec: []byte(`{}`)}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateRule of another tenant's rule = %v, want ErrNotFound", err)
+	}
+	if err := e.s.DeleteRule(e.ctx(), tenantB, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteRule of another tenant's rule = %v, want ErrNotFound", err)
+	}
+	if err := e.s.DeleteRule(e.ctx(), tenantA, "rul_b"); err != nil {
+		t.Fatalf("DeleteRule: %v", err)
+	}
+	if _, err := e.s.GetRule(e.ctx(), tenantA, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetRule after DeleteRule = %v, want ErrNotFound", err)
+	}
+	if err := e.s.DeleteRule(e.ctx(), tenantA, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteRule twice = %v, want ErrNotFound", err)
+	}
+}
+
+func testRulesNotify(t *testing.T, open opener) {
+	e := newListeningEnv(t, open)
+	isRules := func(n store.Notification) bool { return n.Kind == store.NotifyRules && n.TenantID == tenantB }
+	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_1", TenantID: tenantB, Name: "r", Spec: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("rules", isRules)
+	e.drain()
+	if _, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_1", TenantID: tenantB, Name: "r2", Spec: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("rules", isRules)
+	e.drain()
+	if err := e.s.DeleteRule(e.ctx(), tenantB, "rul_1"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("rules", isRules)
+}
