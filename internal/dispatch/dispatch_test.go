@@ -89,7 +89,7 @@ func TestEvaluate(t *testing.T) {
 
 func TestEvaluateActionErrors(t *testing.T) {
 	r, err := Compile("rul_2", "x", Spec{Types: []string{"*"}, Enabled: true, Actions: []Action{
-		{Type: ActionEnqueue, Kind: "k"},                 // data is an array: not args
+		{Type: ActionEnqueue, Kind: "k"},                  // data is an array: not args
 		{Type: ActionEnqueue, Kind: "k", Args: `data[9]`}, // out of range
 		{Type: ActionPublish, Topic: "t"},
 	}})
