@@ -56,7 +56,7 @@ func TestClient(t *testing.T) {
 	for name, db := range dbs {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, _ := newClient(t, db)
+			c, srv := newClient(t, db)
 			ctx := context.Background()
 			if err := c.Health(ctx); err != nil {
 				t.Fatalf("health: %v", err)
@@ -64,6 +64,7 @@ func TestClient(t *testing.T) {
 			t.Run("jobs", func(t *testing.T) { testJobs(t, c) })
 			t.Run("paging", func(t *testing.T) { testPaging(t, c) })
 			t.Run("queues", func(t *testing.T) { testQueues(t, c) })
+			t.Run("workers", func(t *testing.T) { testWorkers(t, c, srv) })
 			t.Run("errors", func(t *testing.T) { testErrors(t, c) })
 		})
 	}
@@ -268,6 +269,38 @@ func testQueues(t *testing.T, c *client.Client) {
 	if _, err := c.PauseQueue(ctx, ""); err == nil {
 		t.Fatal("pausing the queue named \"\" did not fail")
 	}
+}
+
+// testWorkers lists the server's own node, the one worker of the default
+// tenant, and no worker in a tenant no node was configured with.
+func testWorkers(t *testing.T, c *client.Client, srv *servertest.Server) {
+	ctx := context.Background()
+	ws, err := c.ListWorkers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := srv.Client.Workers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 1 || len(direct) != 1 {
+		t.Fatalf("workers = %+v, the server's own view %+v; want its node alone", ws, direct)
+	}
+	w := ws[0]
+	if w.ID != direct[0].ID || w.State != client.WorkerOnline || w.PID != direct[0].PID || w.Hostname != direct[0].Hostname ||
+		!w.AllQueues || !w.AllTenants || len(w.Queues) != 0 || !w.StartedAt.Equal(direct[0].StartedAt) ||
+		w.LastSeenAt.IsZero() || w.OfflineAt != nil || len(w.Raw) == 0 {
+		t.Fatalf("worker = %+v, want %+v", w, direct[0])
+	}
+	if _, err := c.CreateTenant(ctx, client.TenantRequest{ID: "no-workers"}); err != nil {
+		t.Fatal(err)
+	}
+	ws, err = c.WithTenant("no-workers").ListWorkers(ctx)
+	if err != nil || ws == nil || len(ws) != 0 {
+		t.Fatalf("workers of a tenant without nodes = %#v, %v; want an empty list", ws, err)
+	}
+	_, err = c.WithTenant("no-such-tenant").ListWorkers(ctx)
+	apiError(t, err, client.CodeNotFound)
 }
 
 func testErrors(t *testing.T, c *client.Client) {

@@ -1,6 +1,6 @@
 // Command switchyard is Switchyard's single binary: the server, the
 // benchmark, the migrator and the CLI client of the HTTP API (jobs, queues,
-// tenants, users, keys, the audit log, login). It is the only place that
+// workers, tenants, users, keys, the audit log, login). It is the only place that
 // reads flags, environment and files.
 package main
 
@@ -41,6 +41,7 @@ func commands() []command {
 		{"users", "add, list, change and remove a tenant's members", runUsers},
 		{"version", "print the version", runVersion},
 		{"whoami", "show the credential in use, its tenant and role", runWhoami},
+		{"workers", "list a tenant's worker nodes, online and offline", runWorkers},
 	}
 }
 
@@ -59,12 +60,13 @@ Every flag has an environment twin SWITCHYARD_<FLAG> (dashes become
 underscores), except the few that --help marks as command line only; a
 flag on the command line wins over the environment.
 
-The client commands (audit, jobs, keys, queues, tenants, users, whoami)
-talk to --server (SWITCHYARD_URL, default http://localhost:8080) with the
-first credential found: --api-key (SWITCHYARD_API_KEY); --key-file when
-given; the session 'switchyard login' saved for that server; the key file
-switchyard.key in the working directory, which 'switchyard serve' writes at
-first start. --tenant (SWITCHYARD_TENANT) chooses the tenant they act in.
+The client commands (audit, jobs, keys, queues, tenants, users, whoami,
+workers) talk to --server (SWITCHYARD_URL, default http://localhost:8080)
+with the first credential found: --api-key (SWITCHYARD_API_KEY); --key-file
+when given; the session 'switchyard login' saved for that server; the key
+file switchyard.key in the working directory, which 'switchyard serve'
+writes at first start. --tenant (SWITCHYARD_TENANT) chooses the tenant they
+act in.
 
 Run 'switchyard <command> --help' for a command's flags.
 `)

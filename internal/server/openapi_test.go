@@ -895,6 +895,33 @@ func TestOpenAPIResponsesMatch(t *testing.T) {
 	o.do(404, &exchange{method: "GET", path: "/v1/no-such-thing", unrouted: true})
 }
 
+// TestOpenAPIWorkersMatch holds GET /v1/workers to the document with nodes
+// registered: the server's own, which works every queue of every tenant,
+// and one configured with named queues of another tenant.
+func TestOpenAPIWorkersMatch(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + testdb.SQLitePath(t)
+	srv := servertest.Start(t, db, servertest.Options{Config: switchyard.Config{WorkerTimeout: time.Minute}})
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	o := &openapiRunner{t: t, d: loadDoc(t, true), hc: &http.Client{Transport: transport}, baseURL: srv.URL, adminKey: srv.AdminKey}
+
+	o.do(201, &exchange{method: "POST", path: "/v1/tenants", body: `{"id":"acme"}`})
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/workers", tenant: "acme"}).obj(); len(asList(p["items"])) != 0 {
+		t.Errorf("acme's workers before it has any = %v", p)
+	}
+	startNode(t, db, "acme", "oa-node", "mail", "sms")
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/workers"}).obj(); len(asList(p["items"])) != 1 {
+		t.Errorf("workers = %v, want the server's node", p)
+	}
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/workers", tenant: "acme"}).obj(); len(asList(p["items"])) != 1 {
+		t.Errorf("acme's workers = %v, want oa-node", p)
+	}
+	o.do(400, &exchange{method: "GET", path: "/v1/workers?state=online"})
+	o.do(401, &exchange{method: "GET", path: "/v1/workers", noKey: true})
+	o.do(404, &exchange{method: "GET", path: "/v1/workers", tenant: "nope"})
+}
+
 // leaseOne leases the single available job of queue with the client's
 // remote-worker API and checks it is the job with id want.
 func leaseOne(t *testing.T, c *switchyard.Client, queue string, want any) *switchyard.JobRow {

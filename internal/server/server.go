@@ -157,6 +157,8 @@ var routes = []route{
 	{Route: Route{"POST", "/v1/queues/{name}/pause"}, minRole: operator, action: "queues.pause", handler: (*Server).pauseQueue},
 	{Route: Route{"POST", "/v1/queues/{name}/resume"}, minRole: operator, action: "queues.resume", handler: (*Server).resumeQueue},
 
+	{Route: Route{"GET", "/v1/workers"}, minRole: viewer, handler: (*Server).listWorkers},
+
 	// The live endpoints authenticate themselves (viewer or better, or a
 	// subscription token), taking ?token= and ?tenant= too: browsers
 	// cannot set headers on a WebSocket or an EventSource.
