@@ -187,11 +187,13 @@ type TopicsConfig struct {
 	MaxMessageBytes int
 }
 
-// Retention sets how long finished jobs are kept.
+// Retention sets how long finished jobs and received events are kept.
 type Retention struct {
 	Succeeded time.Duration // default 24h
 	Cancelled time.Duration // default 7 days
 	Dead      time.Duration // default 7 days
+	// Events is how long received events are kept. Default 30 days.
+	Events time.Duration
 }
 
 // RetryPolicy decides how long a failed attempt waits before the next.
@@ -218,6 +220,7 @@ type Client struct {
 type shared struct {
 	keys    keyCache
 	access  accessCaches
+	rules   authCache[string, []*compiledRule] // by tenant
 	signing signingKeyState
 	audit   *audit.Writer
 	limiter *ratelimit.Limiter
@@ -304,10 +307,14 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 			// A credential or role changed somewhere.
 			c.keys.clear()
 			c.access.clear()
+		case store.NotifyRules:
+			c.rules.clear()
 		case store.NotifyResync:
-			// Any news may be lost: of credentials, of hub messages.
+			// Any news may be lost: of credentials, of rules, of hub
+			// messages.
 			c.keys.clear()
 			c.access.clear()
+			c.rules.clear()
 			c.hub.Notify(n)
 		}
 		if r := c.runner.Load(); r != nil {
@@ -343,6 +350,9 @@ func (cfg *Config) setDefaults() error {
 	case DurabilityFull, DurabilityRelaxed:
 	default:
 		return fmt.Errorf("switchyard: config: durability must be %q or %q, got %q", DurabilityFull, DurabilityRelaxed, cfg.Durability)
+	}
+	if cfg.Topics.MaxMessageBytes == 0 {
+		cfg.Topics.MaxMessageBytes = 64 << 10 // the hub's default, known here for SendEvents
 	}
 	if cfg.TenantID == "" {
 		cfg.TenantID = "default"
@@ -479,6 +489,7 @@ func (c *Client) Start(ctx context.Context) error {
 				Cancelled: c.cfg.Retention.Cancelled,
 				Dead:      c.cfg.Retention.Dead,
 			},
+			EventRetention: c.cfg.Retention.Events,
 		},
 		Logger:         c.log,
 		Metrics:        c.metrics,

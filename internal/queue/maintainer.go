@@ -23,6 +23,9 @@ type MaintenanceConfig struct {
 	// Retention: finished jobs are deleted after these ages; 0 keeps them.
 	// Defaults: succeeded 24h, cancelled 7 days, dead 7 days.
 	Retention store.RetentionParams
+	// EventRetention is how long received events are kept (by the
+	// time they were received). Default 30 days.
+	EventRetention time.Duration
 	// CleanupInterval is the time between retention runs. Default 56s (a
 	// minute, rounded down to a multiple of 8s).
 	CleanupInterval time.Duration
@@ -53,6 +56,9 @@ func (c *MaintenanceConfig) setDefaults(lease time.Duration) {
 	}
 	if c.Retention.Limit <= 0 {
 		c.Retention.Limit = 10000
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = 30 * 24 * time.Hour
 	}
 	if c.CleanupInterval <= 0 {
 		c.CleanupInterval = onIdleTick(time.Minute)
@@ -309,6 +315,19 @@ func (m *maintainer) runCleanup() {
 	}
 	if n > 0 {
 		m.r.log.Info("queue: deleted finished jobs past retention", "count", n)
+	}
+	for {
+		n, err := m.r.cfg.Store.DeleteEventsBefore(ctx, time.Now().Add(-m.cfg.EventRetention), m.cfg.Retention.Limit)
+		if err != nil {
+			m.r.log.Error("queue: event retention", "err", err)
+			break
+		}
+		if n > 0 {
+			m.r.log.Info("queue: deleted events past retention", "count", n)
+		}
+		if n < m.cfg.Retention.Limit {
+			break
+		}
 	}
 	if _, err := m.r.cfg.Store.PruneNodes(ctx, m.cfg.NodeRetention); err != nil {
 		m.r.log.Error("queue: prune offline nodes", "err", err)
