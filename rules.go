@@ -4,8 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
@@ -164,8 +165,8 @@ func (c *Client) DeleteRule(ctx context.Context, id string) error {
 	return nil
 }
 
-// tenantRules returns the tenant's enabled rules, compiled, from the cache
-// or the store. A stored rule that no longer compiles (a kind unregistered
+// tenantRules returns the tenant's enabled rules, compiled, in name order,
+// from the cache or the store. A stored rule that no longer compiles (a kind unregistered
 // since) is returned as one that fails every event it matches, so that
 // the failure is recorded on the events rather than the rule vanishing.
 func (c *Client) tenantRules(ctx context.Context) ([]*compiledRule, error) {
@@ -193,6 +194,8 @@ func (c *Client) tenantRules(ctx context.Context) ([]*compiledRule, error) {
 		}
 		rs = append(rs, &compiledRule{rule: r, err: err})
 	}
+	// Rules run, and are recorded on events, in name order.
+	slices.SortFunc(rs, func(a, b *compiledRule) int { return strings.Compare(a.rule.Name, b.rule.Name) })
 	c.rules.put(c.cfg.TenantID, rs, time.Time{}, now, gen)
 	return rs, nil
 }
@@ -230,10 +233,7 @@ func (c *Client) outcome(cr *compiledRule, ev func() (*dispatch.Event, error), j
 		case d.Job != nil:
 			p, err := c.validate(ruleJob(d.Job))
 			if err != nil {
-				a.Error = errors.Unwrap(err).Error()
-				if a.Error == "" {
-					a.Error = err.Error()
-				}
+				a.Error = strings.TrimPrefix(err.Error(), ErrInvalidArgument.Error()+": ")
 				break
 			}
 			a.Job = len(*jobs)
