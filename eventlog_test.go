@@ -116,7 +116,7 @@ func TestSendEventsRecordsRuleErrors(t *testing.T) {
 		createRule(t, c, "b-bad-args", switchyard.RuleSpec{Types: []string{"image.uploaded"}, Enabled: true,
 			Actions: []switchyard.RuleAction{
 				{Type: switchyard.RuleEnqueue, Kind: "resize", Args: `data.url`}, // a string, not an object
-				{Type: switchyard.RuleEnqueue, Kind: "resize"}, // data's owner is an object, resizeArgs' a string
+				{Type: switchyard.RuleEnqueue, Kind: "resize"},                   // data's owner is an object, resizeArgs' a string
 				{Type: switchyard.RuleEnqueue, Kind: "resize", Args: `{"url": data.url, "owner": data.owner.id}`},
 			}})
 		sent, err := c.SendEvents(ctx, upload("e1", 3))
