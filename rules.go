@@ -75,7 +75,7 @@ func ruleJob(j *dispatch.Job) EnqueueParams {
 
 func newRuleID() string { return "rul_" + rand.Text()[:16] }
 
-func ruleFromStore(r *store.Rule) (*Rule, error) {
+func ruleFromStore(r *store.Definition) (*Rule, error) {
 	out := &Rule{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	if err := json.Unmarshal(r.Spec, &out.RuleSpec); err != nil {
 		return nil, fmt.Errorf("rule %s: stored spec: %w", r.ID, err)
@@ -93,7 +93,7 @@ func (c *Client) CreateRule(ctx context.Context, name string, spec RuleSpec) (*R
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create rule: %w", err)
 	}
-	r, err := c.store.CreateRule(ctx, store.Rule{ID: newRuleID(), TenantID: c.cfg.TenantID, Name: name, Spec: b})
+	r, err := c.store.CreateDefinition(ctx, store.Definition{Kind: store.KindRule, ID: newRuleID(), TenantID: c.cfg.TenantID, Name: name, Spec: b})
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create rule: %w", err)
 	}
@@ -104,7 +104,7 @@ func (c *Client) CreateRule(ctx context.Context, name string, spec RuleSpec) (*R
 // Rule returns one rule; ErrNotFound for an unknown id or another
 // tenant's.
 func (c *Client) Rule(ctx context.Context, id string) (*Rule, error) {
-	r, err := c.store.GetRule(ctx, c.cfg.TenantID, id)
+	r, err := c.store.GetDefinition(ctx, store.KindRule, c.cfg.TenantID, id)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: rule %s: %w", id, err)
 	}
@@ -120,7 +120,7 @@ func (c *Client) Rules(ctx context.Context, cursor string, limit int) ([]*Rule, 
 	if limit < 1 || limit > 1000 {
 		return nil, "", invalid("limit must be between 1 and 1000, got %d", limit)
 	}
-	rs, err := c.store.ListRules(ctx, c.cfg.TenantID, cursor, limit+1)
+	rs, err := c.store.ListDefinitions(ctx, store.KindRule, c.cfg.TenantID, cursor, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("switchyard: list rules: %w", err)
 	}
@@ -147,7 +147,7 @@ func (c *Client) UpdateRule(ctx context.Context, id, name string, spec RuleSpec)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
 	}
-	r, err := c.store.UpdateRule(ctx, store.Rule{ID: id, TenantID: c.cfg.TenantID, Name: name, Spec: b})
+	r, err := c.store.UpdateDefinition(ctx, store.Definition{Kind: store.KindRule, ID: id, TenantID: c.cfg.TenantID, Name: name, Spec: b})
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
 	}
@@ -158,7 +158,7 @@ func (c *Client) UpdateRule(ctx context.Context, id, name string, spec RuleSpec)
 // DeleteRule deletes a rule; ErrNotFound for an unknown id or another
 // tenant's.
 func (c *Client) DeleteRule(ctx context.Context, id string) error {
-	if err := c.store.DeleteRule(ctx, c.cfg.TenantID, id); err != nil {
+	if err := c.store.DeleteDefinition(ctx, store.KindRule, c.cfg.TenantID, id); err != nil {
 		return fmt.Errorf("switchyard: delete rule %s: %w", id, err)
 	}
 	c.rules.clear()
@@ -175,7 +175,7 @@ func (c *Client) tenantRules(ctx context.Context) ([]*compiledRule, error) {
 		return rs, nil
 	}
 	gen := c.rules.generation()
-	stored, err := c.store.ListRules(ctx, c.cfg.TenantID, "", 0)
+	stored, err := c.store.ListDefinitions(ctx, store.KindRule, c.cfg.TenantID, "", 0)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}

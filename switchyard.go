@@ -307,7 +307,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 			// A credential or role changed somewhere.
 			c.keys.clear()
 			c.access.clear()
-		case store.NotifyRules:
+		case store.NotifyDefinitions:
 			c.rules.clear()
 		case store.NotifyResync:
 			// Any news may be lost: of credentials, of rules, of hub

@@ -7,9 +7,16 @@ import (
 	"time"
 )
 
-// NotifyRules: tenant TenantID's rules changed; caches of them must be
-// dropped.
-const NotifyRules = "rules"
+// NotifyDefinitions: a definition (a rule, a source, an endpoint) of
+// tenant TenantID changed; caches of them must be dropped.
+const NotifyDefinitions = "definitions"
+
+// Definition kinds.
+const (
+	KindRule     = "rule"
+	KindSource   = "source"
+	KindEndpoint = "endpoint"
+)
 
 // Event is a CloudEvent as stored: the attributes queries filter on, in
 // columns, and the whole event, in its structured JSON form, in Body.
@@ -110,20 +117,22 @@ type EventListParams struct {
 	Limit    int       // 0 for no limit
 }
 
-// Rule is a stored routing rule. The engine owns its meaning: the store
-// keeps the specification as JSON.
-type Rule struct {
-	ID       string
+// Definition is a stored piece of a tenant's routing configuration: a
+// rule, an inbound source or an outbound endpoint. The engine owns its
+// meaning: the store keeps the specification as JSON.
+type Definition struct {
+	Kind     string // KindRule, KindSource, KindEndpoint
+	ID       string // unique in the store, whatever the tenant and kind
 	TenantID string
-	Name     string // unique within the tenant
+	Name     string // unique within the tenant and kind
 	Spec     []byte // JSON
 	// Set by the store, from the database clock.
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
 
-// Events is the part of the Store that keeps received events and the rules
-// that route them.
+// Events is the part of the Store that keeps received events and the
+// definitions (rules, sources, endpoints) that route them.
 type Events interface {
 	// RecordEvents records events and the jobs their rules create in one
 	// transaction: all or nothing. An event whose (tenant, source, id) is
@@ -143,25 +152,28 @@ type Events interface {
 	// before, oldest first, and returns how many.
 	DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error)
 
-	// CreateRule stores r (CreatedAt and UpdatedAt from the database
-	// clock) and sends a NotifyRules; ErrConflict if the tenant has a rule
-	// of that name or id.
-	CreateRule(ctx context.Context, r Rule) (*Rule, error)
+	// CreateDefinition stores d (CreatedAt and UpdatedAt from the
+	// database clock) and sends a NotifyDefinitions; ErrConflict if its id
+	// is taken, or the tenant has a definition of its kind and name.
+	CreateDefinition(ctx context.Context, d Definition) (*Definition, error)
 
-	// GetRule returns one rule; ErrNotFound for an unknown id or another
-	// tenant's.
-	GetRule(ctx context.Context, tenantID, id string) (*Rule, error)
+	// GetDefinition returns one definition of a kind; ErrNotFound for an
+	// unknown id, another kind's, or another tenant's. With tenantID "" it
+	// finds the definition whatever its tenant (an inbound source, found
+	// by the id in its URL).
+	GetDefinition(ctx context.Context, kind, tenantID, id string) (*Definition, error)
 
-	// ListRules returns the tenant's rules ordered by id, after the id
-	// after ("" for the first page), at most limit (0: all).
-	ListRules(ctx context.Context, tenantID, after string, limit int) ([]*Rule, error)
+	// ListDefinitions returns the tenant's definitions of a kind ordered
+	// by id, after the id after ("" for the first page), at most limit
+	// (0: all).
+	ListDefinitions(ctx context.Context, kind, tenantID, after string, limit int) ([]*Definition, error)
 
-	// UpdateRule replaces the name and spec of rule (r.TenantID, r.ID),
-	// sets UpdatedAt and sends a NotifyRules; ErrNotFound for an unknown
-	// rule, ErrConflict if another rule has the name.
-	UpdateRule(ctx context.Context, r Rule) (*Rule, error)
+	// UpdateDefinition replaces the name and spec of definition (d.Kind,
+	// d.TenantID, d.ID), sets UpdatedAt and sends a NotifyDefinitions;
+	// ErrNotFound for an unknown one, ErrConflict if another has the name.
+	UpdateDefinition(ctx context.Context, d Definition) (*Definition, error)
 
-	// DeleteRule deletes a rule and sends a NotifyRules; ErrNotFound for an
-	// unknown id or another tenant's.
-	DeleteRule(ctx context.Context, tenantID, id string) error
+	// DeleteDefinition deletes a definition and sends a NotifyDefinitions;
+	// ErrNotFound for an unknown id, another kind's or another tenant's.
+	DeleteDefinition(ctx context.Context, kind, tenantID, id string) error
 }

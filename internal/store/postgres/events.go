@@ -18,7 +18,7 @@ import (
 
 const (
 	evCols   = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
-	ruleCols = `id, tenant_id, name, spec, created_at, updated_at`
+	defCols  = `kind, id, tenant_id, name, spec, created_at, updated_at`
 
 	// The insert claims (tenant, source, event_id): a concurrent insert of
 	// the same key waits for this transaction, then inserts nothing.
@@ -32,13 +32,14 @@ const (
 	sqlEvDeleteOld   = `DELETE FROM switchyard.events WHERE id IN (
 		SELECT id FROM switchyard.events WHERE received_at < $1 ORDER BY received_at LIMIT $2)`
 
-	sqlRuleInsert = `INSERT INTO switchyard.rules (id, tenant_id, name, spec) VALUES ($1, $2, $3, $4)
-		RETURNING ` + ruleCols
-	sqlRuleGet    = `SELECT ` + ruleCols + ` FROM switchyard.rules WHERE id = $1 AND tenant_id = $2`
-	sqlRuleList   = `SELECT ` + ruleCols + ` FROM switchyard.rules WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3`
-	sqlRuleUpdate = `UPDATE switchyard.rules SET name = $3, spec = $4, updated_at = now()
-		WHERE id = $1 AND tenant_id = $2 RETURNING ` + ruleCols
-	sqlRuleDelete = `DELETE FROM switchyard.rules WHERE id = $1 AND tenant_id = $2`
+	sqlDefInsert = `INSERT INTO switchyard.definitions (kind, id, tenant_id, name, spec) VALUES ($1, $2, $3, $4, $5)
+		RETURNING ` + defCols
+	// Parameters: kind, id, tenant ("" for any).
+	sqlDefGet    = `SELECT ` + defCols + ` FROM switchyard.definitions WHERE kind = $1 AND id = $2 AND ($3 = '' OR tenant_id = $3)`
+	sqlDefList   = `SELECT ` + defCols + ` FROM switchyard.definitions WHERE kind = $1 AND tenant_id = $2 AND id > $3 ORDER BY id LIMIT $4`
+	sqlDefUpdate = `UPDATE switchyard.definitions SET name = $4, spec = $5, updated_at = now()
+		WHERE kind = $1 AND id = $2 AND tenant_id = $3 RETURNING ` + defCols
+	sqlDefDelete = `DELETE FROM switchyard.definitions WHERE kind = $1 AND id = $2 AND tenant_id = $3`
 )
 
 func scanEvent(row pgx.Row) (*store.Event, error) {
@@ -180,93 +181,93 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit 
 	return int(tag.RowsAffected()), nil
 }
 
-func scanRule(row pgx.Row) (*store.Rule, error) {
+func scanDefinition(row pgx.Row) (*store.Definition, error) {
 	var (
-		r                store.Rule
+		d                store.Definition
 		spec             string
 		created, updated pgtype.Timestamptz
 	)
-	if err := row.Scan(&r.ID, &r.TenantID, &r.Name, &spec, &created, &updated); err != nil {
+	if err := row.Scan(&d.Kind, &d.ID, &d.TenantID, &d.Name, &spec, &created, &updated); err != nil {
 		return nil, err
 	}
-	r.Spec, r.CreatedAt, r.UpdatedAt = []byte(spec), timeOf(created), timeOf(updated)
-	return &r, nil
+	d.Spec, d.CreatedAt, d.UpdatedAt = []byte(spec), timeOf(created), timeOf(updated)
+	return &d, nil
 }
 
-// CreateRule implements store.Events.
-func (s *Store) CreateRule(ctx context.Context, r store.Rule) (*store.Rule, error) {
-	got, err := scanRule(s.pool.QueryRow(ctx, sqlRuleInsert, r.ID, r.TenantID, r.Name, string(r.Spec)))
+// CreateDefinition implements store.Events.
+func (s *Store) CreateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
+	got, err := scanDefinition(s.pool.QueryRow(ctx, sqlDefInsert, d.Kind, d.ID, d.TenantID, d.Name, string(d.Spec)))
 	if isUniqueViolation(err) {
-		return nil, fmt.Errorf("postgres: create rule: a rule named %q exists: %w", r.Name, store.ErrConflict)
+		return nil, fmt.Errorf("postgres: create %s: a %s named %q exists: %w", d.Kind, d.Kind, d.Name, store.ErrConflict)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: create rule: %w", err)
+		return nil, fmt.Errorf("postgres: create %s: %w", d.Kind, err)
 	}
-	s.publish(store.Notification{Kind: store.NotifyRules, TenantID: r.TenantID})
+	s.publish(store.Notification{Kind: store.NotifyDefinitions, TenantID: d.TenantID})
 	return got, nil
 }
 
-// GetRule implements store.Events.
-func (s *Store) GetRule(ctx context.Context, tenantID, id string) (*store.Rule, error) {
-	r, err := scanRule(s.pool.QueryRow(ctx, sqlRuleGet, id, tenantID))
+// GetDefinition implements store.Events.
+func (s *Store) GetDefinition(ctx context.Context, kind, tenantID, id string) (*store.Definition, error) {
+	d, err := scanDefinition(s.pool.QueryRow(ctx, sqlDefGet, kind, id, tenantID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: get rule %s: %w", id, store.ErrNotFound)
+		return nil, fmt.Errorf("postgres: get %s %s: %w", kind, id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get rule %s: %w", id, err)
+		return nil, fmt.Errorf("postgres: get %s %s: %w", kind, id, err)
 	}
-	return r, nil
+	return d, nil
 }
 
-// ListRules implements store.Events.
-func (s *Store) ListRules(ctx context.Context, tenantID, after string, limit int) ([]*store.Rule, error) {
+// ListDefinitions implements store.Events.
+func (s *Store) ListDefinitions(ctx context.Context, kind, tenantID, after string, limit int) ([]*store.Definition, error) {
 	var lim any // NULL: no limit
 	if limit > 0 {
 		lim = int64(limit)
 	}
-	rows, err := s.pool.Query(ctx, sqlRuleList, tenantID, after, lim)
+	rows, err := s.pool.Query(ctx, sqlDefList, kind, tenantID, after, lim)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list rules: %w", err)
+		return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
 	}
 	defer rows.Close()
-	out := []*store.Rule{}
+	out := []*store.Definition{}
 	for rows.Next() {
-		r, err := scanRule(rows)
+		d, err := scanDefinition(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list rules: %w", err)
+			return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
 		}
-		out = append(out, r)
+		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list rules: %w", err)
+		return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
 	}
 	return out, nil
 }
 
-// UpdateRule implements store.Events.
-func (s *Store) UpdateRule(ctx context.Context, r store.Rule) (*store.Rule, error) {
-	got, err := scanRule(s.pool.QueryRow(ctx, sqlRuleUpdate, r.ID, r.TenantID, r.Name, string(r.Spec)))
+// UpdateDefinition implements store.Events.
+func (s *Store) UpdateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
+	got, err := scanDefinition(s.pool.QueryRow(ctx, sqlDefUpdate, d.Kind, d.ID, d.TenantID, d.Name, string(d.Spec)))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("postgres: update rule %s: %w", r.ID, store.ErrNotFound)
+		return nil, fmt.Errorf("postgres: update %s %s: %w", d.Kind, d.ID, store.ErrNotFound)
 	case isUniqueViolation(err):
-		return nil, fmt.Errorf("postgres: update rule %s: a rule named %q exists: %w", r.ID, r.Name, store.ErrConflict)
+		return nil, fmt.Errorf("postgres: update %s %s: a %s named %q exists: %w", d.Kind, d.ID, d.Kind, d.Name, store.ErrConflict)
 	case err != nil:
-		return nil, fmt.Errorf("postgres: update rule %s: %w", r.ID, err)
+		return nil, fmt.Errorf("postgres: update %s %s: %w", d.Kind, d.ID, err)
 	}
-	s.publish(store.Notification{Kind: store.NotifyRules, TenantID: r.TenantID})
+	s.publish(store.Notification{Kind: store.NotifyDefinitions, TenantID: d.TenantID})
 	return got, nil
 }
 
-// DeleteRule implements store.Events.
-func (s *Store) DeleteRule(ctx context.Context, tenantID, id string) error {
-	tag, err := s.pool.Exec(ctx, sqlRuleDelete, id, tenantID)
+// DeleteDefinition implements store.Events.
+func (s *Store) DeleteDefinition(ctx context.Context, kind, tenantID, id string) error {
+	tag, err := s.pool.Exec(ctx, sqlDefDelete, kind, id, tenantID)
 	if err != nil {
-		return fmt.Errorf("postgres: delete rule %s: %w", id, err)
+		return fmt.Errorf("postgres: delete %s %s: %w", kind, id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: delete rule %s: %w", id, store.ErrNotFound)
+		return fmt.Errorf("postgres: delete %s %s: %w", kind, id, store.ErrNotFound)
 	}
-	s.publish(store.Notification{Kind: store.NotifyRules, TenantID: tenantID})
+	s.publish(store.Notification{Kind: store.NotifyDefinitions, TenantID: tenantID})
 	return nil
 }

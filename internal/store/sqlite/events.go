@@ -17,7 +17,7 @@ import (
 
 const (
 	evCols   = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
-	ruleCols = `id, tenant_id, name, spec, created_at, updated_at`
+	defCols  = `kind, id, tenant_id, name, spec, created_at, updated_at`
 
 	sqlEvInsert = `INSERT INTO events (tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -27,12 +27,13 @@ const (
 	sqlEvDeleteOld = `DELETE FROM events WHERE id IN (
 		SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)`
 
-	sqlRuleInsert = `INSERT INTO rules (` + ruleCols + `) VALUES (?, ?, ?, ?, ?, ?)`
-	sqlRuleGet    = `SELECT ` + ruleCols + ` FROM rules WHERE id = ? AND tenant_id = ?`
-	sqlRuleList   = `SELECT ` + ruleCols + ` FROM rules WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?`
-	// Parameters: name, spec, updated_at, id, tenant.
-	sqlRuleUpdate = `UPDATE rules SET name = ?, spec = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`
-	sqlRuleDelete = `DELETE FROM rules WHERE id = ? AND tenant_id = ?`
+	sqlDefInsert = `INSERT INTO definitions (` + defCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	// Parameters: kind, id, tenant ("" for any).
+	sqlDefGet  = `SELECT ` + defCols + ` FROM definitions WHERE kind = ?1 AND id = ?2 AND (?3 = '' OR tenant_id = ?3)`
+	sqlDefList = `SELECT ` + defCols + ` FROM definitions WHERE kind = ? AND tenant_id = ? AND id > ? ORDER BY id LIMIT ?`
+	// Parameters: name, spec, updated_at, kind, id, tenant.
+	sqlDefUpdate = `UPDATE definitions SET name = ?, spec = ?, updated_at = ? WHERE kind = ? AND id = ? AND tenant_id = ?`
+	sqlDefDelete = `DELETE FROM definitions WHERE kind = ? AND id = ? AND tenant_id = ?`
 )
 
 func scanEvent(sc scanner) (*store.Event, error) {
@@ -172,100 +173,100 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit 
 	return int(n), nil
 }
 
-func scanRule(sc scanner) (*store.Rule, error) {
+func scanDefinition(sc scanner) (*store.Definition, error) {
 	var (
-		r                store.Rule
+		d                store.Definition
 		spec             string
 		created, updated sqlInt
 	)
-	if err := sc.Scan(&r.ID, &r.TenantID, &r.Name, &spec, &created, &updated); err != nil {
+	if err := sc.Scan(&d.Kind, &d.ID, &d.TenantID, &d.Name, &spec, &created, &updated); err != nil {
 		return nil, err
 	}
-	r.Spec, r.CreatedAt, r.UpdatedAt = []byte(spec), fromMicros(int64(created)), fromMicros(int64(updated))
-	return &r, nil
+	d.Spec, d.CreatedAt, d.UpdatedAt = []byte(spec), fromMicros(int64(created)), fromMicros(int64(updated))
+	return &d, nil
 }
 
-// CreateRule implements store.Events.
-func (s *Store) CreateRule(ctx context.Context, r store.Rule) (*store.Rule, error) {
+// CreateDefinition implements store.Events.
+func (s *Store) CreateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
 	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
-		r.CreatedAt, r.UpdatedAt = fromMicros(t.nowUS), fromMicros(t.nowUS)
-		if _, err := t.accExec(sqlRuleInsert, r.ID, r.TenantID, r.Name, string(r.Spec), t.nowUS, t.nowUS); err != nil {
+		d.CreatedAt, d.UpdatedAt = fromMicros(t.nowUS), fromMicros(t.nowUS)
+		if _, err := t.accExec(sqlDefInsert, d.Kind, d.ID, d.TenantID, d.Name, string(d.Spec), t.nowUS, t.nowUS); err != nil {
 			return err
 		}
-		t.notify(store.Notification{Kind: store.NotifyRules, TenantID: r.TenantID})
+		t.notify(store.Notification{Kind: store.NotifyDefinitions, TenantID: d.TenantID})
 		return nil
 	})
 	if accConflict(err) {
-		return nil, fmt.Errorf("sqlite: create rule: a rule named %q exists: %w", r.Name, store.ErrConflict)
+		return nil, fmt.Errorf("sqlite: create %s: a %s named %q exists: %w", d.Kind, d.Kind, d.Name, store.ErrConflict)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: create rule: %w", err)
+		return nil, fmt.Errorf("sqlite: create %s: %w", d.Kind, err)
 	}
-	return &r, nil
+	return &d, nil
 }
 
-// GetRule implements store.Events.
-func (s *Store) GetRule(ctx context.Context, tenantID, id string) (*store.Rule, error) {
-	r, err := scanRule(s.read.QueryRowContext(ctx, sqlRuleGet, id, tenantID))
+// GetDefinition implements store.Events.
+func (s *Store) GetDefinition(ctx context.Context, kind, tenantID, id string) (*store.Definition, error) {
+	d, err := scanDefinition(s.read.QueryRowContext(ctx, sqlDefGet, kind, id, tenantID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: get rule %s: %w", id, store.ErrNotFound)
+		return nil, fmt.Errorf("sqlite: get %s %s: %w", kind, id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: get rule %s: %w", id, err)
+		return nil, fmt.Errorf("sqlite: get %s %s: %w", kind, id, err)
 	}
-	return r, nil
+	return d, nil
 }
 
-// ListRules implements store.Events.
-func (s *Store) ListRules(ctx context.Context, tenantID, after string, limit int) ([]*store.Rule, error) {
-	rs, err := accQueryAll(ctx, s.read, scanRule, sqlRuleList, tenantID, after, sqlLimit(limit))
+// ListDefinitions implements store.Events.
+func (s *Store) ListDefinitions(ctx context.Context, kind, tenantID, after string, limit int) ([]*store.Definition, error) {
+	ds, err := accQueryAll(ctx, s.read, scanDefinition, sqlDefList, kind, tenantID, after, sqlLimit(limit))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list rules: %w", err)
+		return nil, fmt.Errorf("sqlite: list %ss: %w", kind, err)
 	}
-	return rs, nil
+	return ds, nil
 }
 
-// UpdateRule implements store.Events.
-func (s *Store) UpdateRule(ctx context.Context, r store.Rule) (*store.Rule, error) {
-	var got *store.Rule
+// UpdateDefinition implements store.Events.
+func (s *Store) UpdateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
+	var got *store.Definition
 	err := s.w.do(ctx, true, func(t *wtx) error {
-		n, err := t.accExec(sqlRuleUpdate, r.Name, string(r.Spec), t.nowUS, r.ID, r.TenantID)
+		n, err := t.accExec(sqlDefUpdate, d.Name, string(d.Spec), t.nowUS, d.Kind, d.ID, d.TenantID)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		if got, err = scanRule(t.accQueryRow(sqlRuleGet, r.ID, r.TenantID)); err != nil {
+		if got, err = scanDefinition(t.accQueryRow(sqlDefGet, d.Kind, d.ID, d.TenantID)); err != nil {
 			return err
 		}
-		t.notify(store.Notification{Kind: store.NotifyRules, TenantID: r.TenantID})
+		t.notify(store.Notification{Kind: store.NotifyDefinitions, TenantID: d.TenantID})
 		return nil
 	})
 	switch {
 	case accConflict(err):
-		return nil, fmt.Errorf("sqlite: update rule %s: a rule named %q exists: %w", r.ID, r.Name, store.ErrConflict)
+		return nil, fmt.Errorf("sqlite: update %s %s: a %s named %q exists: %w", d.Kind, d.ID, d.Kind, d.Name, store.ErrConflict)
 	case err != nil:
-		return nil, fmt.Errorf("sqlite: update rule %s: %w", r.ID, err)
+		return nil, fmt.Errorf("sqlite: update %s %s: %w", d.Kind, d.ID, err)
 	}
 	return got, nil
 }
 
-// DeleteRule implements store.Events.
-func (s *Store) DeleteRule(ctx context.Context, tenantID, id string) error {
+// DeleteDefinition implements store.Events.
+func (s *Store) DeleteDefinition(ctx context.Context, kind, tenantID, id string) error {
 	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
-		n, err := t.accExec(sqlRuleDelete, id, tenantID)
+		n, err := t.accExec(sqlDefDelete, kind, id, tenantID)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		t.notify(store.Notification{Kind: store.NotifyRules, TenantID: tenantID})
+		t.notify(store.Notification{Kind: store.NotifyDefinitions, TenantID: tenantID})
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: delete rule %s: %w", id, err)
+		return fmt.Errorf("sqlite: delete %s %s: %w", kind, id, err)
 	}
 	return nil
 }

@@ -21,9 +21,9 @@ var eventTests = []suiteTest{
 	{"DeleteBefore", testEventsDeleteBefore},
 }
 
-var ruleTests = []suiteTest{
-	{"CRUD", testRulesCRUD},
-	{"Notify", testRulesNotify},
+var definitionTests = []suiteTest{
+	{"CRUD", testDefinitionsCRUD},
+	{"Notify", testDefinitionsNotify},
 }
 
 // eventAt is a fixed event time, n minutes into a day in 2026.
@@ -275,88 +275,110 @@ func testEventsDeleteBefore(t *testing.T, open opener) {
 	}
 }
 
-func testRulesCRUD(t *testing.T, open opener) {
+func rule(tenant, id, name, spec string) store.Definition {
+	return store.Definition{Kind: store.KindRule, ID: id, TenantID: tenant, Name: name, Spec: []byte(spec)}
+}
+
+func testDefinitionsCRUD(t *testing.T, open opener) {
 	e := newEnv(t, open)
 	before := e.now()
-	r, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantA, Name: "resize", Spec: []byte(`{"types":["image.*"]}`)})
+	r, err := e.s.CreateDefinition(e.ctx(), rule(tenantA, "rul_b", "resize", `{"types":["image.*"]}`))
 	after := e.now()
 	if err != nil {
-		t.Fatalf("CreateRule: %v", err)
+		t.Fatalf("CreateDefinition: %v", err)
 	}
 	within(t, "CreatedAt", r.CreatedAt, before, after)
-	if !r.UpdatedAt.Equal(r.CreatedAt) || r.ID != "rul_b" || r.Name != "resize" {
-		t.Errorf("CreateRule = %+v", r)
+	if !r.UpdatedAt.Equal(r.CreatedAt) || r.ID != "rul_b" || r.Name != "resize" || r.Kind != store.KindRule {
+		t.Errorf("CreateDefinition = %+v", r)
 	}
-	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_c", TenantID: tenantA, Name: "resize", Spec: []byte(`{}`)}); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("CreateRule with a taken name = %v, want ErrConflict", err)
+	for what, d := range map[string]store.Definition{
+		"a taken name":                rule(tenantA, "rul_c", "resize", `{}`),
+		"a taken id":                  rule(tenantB, "rul_b", "other", `{}`),
+		"a taken id, of another kind": {Kind: store.KindSource, ID: "rul_b", TenantID: tenantA, Name: "s", Spec: []byte(`{}`)},
+	} {
+		if _, err := e.s.CreateDefinition(e.ctx(), d); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("CreateDefinition with %s = %v, want ErrConflict", what, err)
+		}
 	}
-	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_a", TenantID: tenantA, Name: "alert", Spec: []byte(`{"types":["job.dead"]}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_z", TenantID: tenantB, Name: "resize", Spec: []byte(`{}`)}); err != nil {
-		t.Errorf("another tenant's rule of the same name: %v", err)
+	for what, d := range map[string]store.Definition{
+		"another tenant's name":         rule(tenantB, "rul_z", "resize", `{}`),
+		"another kind of the same name": {Kind: store.KindSource, ID: "src_1", TenantID: tenantA, Name: "resize", Spec: []byte(`{"scheme":"github"}`)},
+		"a second rule":                 rule(tenantA, "rul_a", "alert", `{"types":["job.dead"]}`),
+	} {
+		if _, err := e.s.CreateDefinition(e.ctx(), d); err != nil {
+			t.Errorf("CreateDefinition of %s: %v", what, err)
+		}
 	}
 
-	got, err := e.s.GetRule(e.ctx(), tenantA, "rul_b")
-	if err != nil || got.Name != "resize" || string(got.Spec) == "" {
-		t.Errorf("GetRule = %+v, %v", got, err)
+	got, err := e.s.GetDefinition(e.ctx(), store.KindRule, tenantA, "rul_b")
+	if err != nil || got.Name != "resize" || got.TenantID != tenantA {
+		t.Errorf("GetDefinition = %+v, %v", got, err)
 	}
 	var spec map[string]any
 	if err := json.Unmarshal(got.Spec, &spec); err != nil || spec["types"] == nil {
 		t.Errorf("the stored spec %s does not read back: %v", got.Spec, err)
 	}
-	if _, err := e.s.GetRule(e.ctx(), tenantB, "rul_b"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetRule of another tenant's rule = %v, want ErrNotFound", err)
+	if src, err := e.s.GetDefinition(e.ctx(), store.KindSource, "", "src_1"); err != nil || src.TenantID != tenantA {
+		t.Errorf("GetDefinition of any tenant = %+v, %v; want tenant A's source", src, err)
+	}
+	for what, c := range map[string][3]string{
+		"another tenant's": {store.KindRule, tenantB, "rul_b"},
+		"another kind's":   {store.KindSource, tenantA, "rul_b"},
+		"an unknown":       {store.KindRule, tenantA, "rul_nope"},
+	} {
+		if _, err := e.s.GetDefinition(e.ctx(), c[0], c[1], c[2]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetDefinition of %s = %v, want ErrNotFound", what, err)
+		}
 	}
 
-	all, err := e.s.ListRules(e.ctx(), tenantA, "", 0)
+	all, err := e.s.ListDefinitions(e.ctx(), store.KindRule, tenantA, "", 0)
 	if err != nil || len(all) != 2 || all[0].ID != "rul_a" || all[1].ID != "rul_b" {
-		t.Fatalf("ListRules = %+v, %v; want rul_a, rul_b", all, err)
+		t.Fatalf("ListDefinitions = %+v, %v; want rul_a, rul_b", all, err)
 	}
-	if page, err := e.s.ListRules(e.ctx(), tenantA, "rul_a", 1); err != nil || len(page) != 1 || page[0].ID != "rul_b" {
-		t.Errorf("ListRules after rul_a = %+v, %v", page, err)
+	if page, err := e.s.ListDefinitions(e.ctx(), store.KindRule, tenantA, "rul_a", 1); err != nil || len(page) != 1 || page[0].ID != "rul_b" {
+		t.Errorf("ListDefinitions after rul_a = %+v, %v", page, err)
 	}
 
 	e.waitPast(r.UpdatedAt)
-	up, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantA, Name: "thumbnails", Spec: []byte(`{"types":["image.uploaded"]}`)})
+	up, err := e.s.UpdateDefinition(e.ctx(), rule(tenantA, "rul_b", "thumbnails", `{"types":["image.uploaded"]}`))
 	if err != nil || up.Name != "thumbnails" || !up.UpdatedAt.After(r.UpdatedAt) || !up.CreatedAt.Equal(r.CreatedAt) {
-		t.Errorf("UpdateRule = %+v, %v", up, err)
+		t.Errorf("UpdateDefinition = %+v, %v", up, err)
 	}
-	if _, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantA, Name: "alert", Spec: []byte(`{}`)}); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("UpdateRule to a taken name = %v, want ErrConflict", err)
+	if _, err := e.s.UpdateDefinition(e.ctx(), rule(tenantA, "rul_b", "alert", `{}`)); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("UpdateDefinition to a taken name = %v, want ErrConflict", err)
 	}
-	if _, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_b", TenantID: tenantB, Name: "x", Spec: []byte(`{}`)}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("UpdateRule of another tenant's rule = %v, want ErrNotFound", err)
+	if _, err := e.s.UpdateDefinition(e.ctx(), rule(tenantB, "rul_b", "x", `{}`)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateDefinition of another tenant's = %v, want ErrNotFound", err)
 	}
-	if err := e.s.DeleteRule(e.ctx(), tenantB, "rul_b"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("DeleteRule of another tenant's rule = %v, want ErrNotFound", err)
+	if err := e.s.DeleteDefinition(e.ctx(), store.KindRule, tenantB, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteDefinition of another tenant's = %v, want ErrNotFound", err)
 	}
-	if err := e.s.DeleteRule(e.ctx(), tenantA, "rul_b"); err != nil {
-		t.Fatalf("DeleteRule: %v", err)
+	if err := e.s.DeleteDefinition(e.ctx(), store.KindSource, tenantA, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteDefinition of another kind's = %v, want ErrNotFound", err)
 	}
-	if _, err := e.s.GetRule(e.ctx(), tenantA, "rul_b"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("GetRule after DeleteRule = %v, want ErrNotFound", err)
+	if err := e.s.DeleteDefinition(e.ctx(), store.KindRule, tenantA, "rul_b"); err != nil {
+		t.Fatalf("DeleteDefinition: %v", err)
 	}
-	if err := e.s.DeleteRule(e.ctx(), tenantA, "rul_b"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("DeleteRule twice = %v, want ErrNotFound", err)
+	if _, err := e.s.GetDefinition(e.ctx(), store.KindRule, tenantA, "rul_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetDefinition after DeleteDefinition = %v, want ErrNotFound", err)
 	}
 }
 
-func testRulesNotify(t *testing.T, open opener) {
+func testDefinitionsNotify(t *testing.T, open opener) {
 	e := newListeningEnv(t, open)
-	isRules := func(n store.Notification) bool { return n.Kind == store.NotifyRules && n.TenantID == tenantB }
-	if _, err := e.s.CreateRule(e.ctx(), store.Rule{ID: "rul_1", TenantID: tenantB, Name: "r", Spec: []byte(`{}`)}); err != nil {
+	isDefs := func(n store.Notification) bool { return n.Kind == store.NotifyDefinitions && n.TenantID == tenantB }
+	if _, err := e.s.CreateDefinition(e.ctx(), rule(tenantB, "rul_1", "r", `{}`)); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("rules", isRules)
+	e.waitFor("definitions", isDefs)
 	e.drain()
-	if _, err := e.s.UpdateRule(e.ctx(), store.Rule{ID: "rul_1", TenantID: tenantB, Name: "r2", Spec: []byte(`{}`)}); err != nil {
+	if _, err := e.s.UpdateDefinition(e.ctx(), rule(tenantB, "rul_1", "r2", `{}`)); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("rules", isRules)
+	e.waitFor("definitions", isDefs)
 	e.drain()
-	if err := e.s.DeleteRule(e.ctx(), tenantB, "rul_1"); err != nil {
+	if err := e.s.DeleteDefinition(e.ctx(), store.KindRule, tenantB, "rul_1"); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("rules", isRules)
+	e.waitFor("definitions", isDefs)
 }

@@ -70,7 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Hub", hubTests},
 		{"Workers", workerTests},
 		{"Events", eventTests},
-		{"Rules", ruleTests},
+		{"Definitions", definitionTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

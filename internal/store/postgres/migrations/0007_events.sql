@@ -1,4 +1,4 @@
--- 0007_events: received CloudEvents and the rules that route them
+-- 0007_events: received CloudEvents, and the rules, sources and endpoints that route them
 -- (store.Events).
 --
 -- An event is unique per (tenant, source, event_id): a repeat is answered
@@ -22,15 +22,19 @@ CREATE INDEX events_tenant ON switchyard.events (tenant_id, id);
 CREATE INDEX events_tenant_type ON switchyard.events (tenant_id, type, id);
 CREATE INDEX events_received ON switchyard.events (received_at);
 
--- Rules are few per tenant and read whole (the engine caches them); the
--- specification is JSON the engine interprets.
-CREATE TABLE switchyard.rules (
+-- Definitions are the tenant's routing configuration: rules, inbound
+-- sources, outbound endpoints (kind says which). They are few per tenant
+-- and read whole (the engine caches them); the specification is JSON the
+-- engine interprets. Names are unique per tenant and kind; ids are unique
+-- everywhere, so that an inbound source is found by its id alone.
+CREATE TABLE switchyard.definitions (
     id         text PRIMARY KEY,
+    kind       text NOT NULL,
     tenant_id  text NOT NULL,
     name       text NOT NULL,
     spec       jsonb NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (tenant_id, name)
+    UNIQUE (tenant_id, kind, name)
 );
-CREATE INDEX rules_tenant ON switchyard.rules (tenant_id, id);
+CREATE INDEX definitions_tenant ON switchyard.definitions (tenant_id, kind, id);
