@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/hub"
 	"github.com/switchyard-dev/switchyard/internal/store"
 )
@@ -84,11 +83,19 @@ func (c *Client) SendEvents(ctx context.Context, evs ...CloudEvent) ([]SentEvent
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: send events: %w", err)
 	}
+	endpoints, err := c.tenantEndpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("switchyard: send events: %w", err)
+	}
+	byID := make(map[string]*Endpoint, len(endpoints))
+	for _, ep := range endpoints {
+		byID[ep.ID] = ep
+	}
 	now := time.Now()
 	recs := make([]store.EventRecord, len(evs))
 	topics := make([][]string, len(evs))
 	for i := range evs {
-		e := evs[i]
+		e := &evs[i]
 		if err := e.Validate(); err != nil {
 			return nil, eventError(len(evs), i, err)
 		}
@@ -107,22 +114,14 @@ func (c *Client) SendEvents(ctx context.Context, evs ...CloudEvent) ([]SentEvent
 			TenantID: c.cfg.TenantID, Source: e.Source, EventID: e.ID, Type: e.Type, Subject: e.Subject,
 			Time: at, Body: body,
 		}
-		// What expressions see, decoded once and only if a rule needs it.
-		var env *dispatch.Event
-		envOf := func() (*dispatch.Event, error) {
-			if env == nil {
-				var err error
-				if env, err = dispatch.Env(body); err != nil {
-					return nil, err
-				}
-			}
-			return env, nil
-		}
+		plan := eventPlan{c: c, event: e, body: body, rec: &recs[i], endpoints: byID}
 		for _, r := range rules {
 			if r.rule.Matches(e.Type) {
-				recs[i].Outcomes = append(recs[i].Outcomes, c.outcome(r, envOf, &recs[i].Jobs, &topics[i]))
+				plan.rule(r)
 			}
 		}
+		plan.subscriptions(endpoints)
+		topics[i] = plan.topics
 	}
 
 	release := c.events.Hold()

@@ -89,16 +89,11 @@ func (c *Client) CreateRule(ctx context.Context, name string, spec RuleSpec) (*R
 	if _, err := c.checkRule(name, spec); err != nil {
 		return nil, fmt.Errorf("switchyard: create rule: %w", err)
 	}
-	b, err := json.Marshal(spec)
+	d, err := c.saveDefinition(ctx, store.KindRule, newRuleID(), name, spec, true)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create rule: %w", err)
 	}
-	r, err := c.store.CreateDefinition(ctx, store.Definition{Kind: store.KindRule, ID: newRuleID(), TenantID: c.cfg.TenantID, Name: name, Spec: b})
-	if err != nil {
-		return nil, fmt.Errorf("switchyard: create rule: %w", err)
-	}
-	c.rules.clear()
-	return ruleFromStore(r)
+	return ruleFromStore(d)
 }
 
 // Rule returns one rule; ErrNotFound for an unknown id or another
@@ -114,24 +109,13 @@ func (c *Client) Rule(ctx context.Context, id string) (*Rule, error) {
 // Rules returns a page of the tenant's rules by id, and the cursor of the
 // next page ("" after the last).
 func (c *Client) Rules(ctx context.Context, cursor string, limit int) ([]*Rule, string, error) {
-	if limit == 0 {
-		limit = 100
-	}
-	if limit < 1 || limit > 1000 {
-		return nil, "", invalid("limit must be between 1 and 1000, got %d", limit)
-	}
-	rs, err := c.store.ListDefinitions(ctx, store.KindRule, c.cfg.TenantID, cursor, limit+1)
+	ds, next, err := c.definitionPage(ctx, store.KindRule, cursor, limit)
 	if err != nil {
 		return nil, "", fmt.Errorf("switchyard: list rules: %w", err)
 	}
-	next := ""
-	if len(rs) > limit {
-		rs = rs[:limit]
-		next = rs[len(rs)-1].ID
-	}
-	out := make([]*Rule, len(rs))
-	for i, r := range rs {
-		if out[i], err = ruleFromStore(r); err != nil {
+	out := make([]*Rule, len(ds))
+	for i, d := range ds {
+		if out[i], err = ruleFromStore(d); err != nil {
 			return nil, "", fmt.Errorf("switchyard: list rules: %w", err)
 		}
 	}
@@ -143,16 +127,11 @@ func (c *Client) UpdateRule(ctx context.Context, id, name string, spec RuleSpec)
 	if _, err := c.checkRule(name, spec); err != nil {
 		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
 	}
-	b, err := json.Marshal(spec)
+	d, err := c.saveDefinition(ctx, store.KindRule, id, name, spec, false)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
 	}
-	r, err := c.store.UpdateDefinition(ctx, store.Definition{Kind: store.KindRule, ID: id, TenantID: c.cfg.TenantID, Name: name, Spec: b})
-	if err != nil {
-		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
-	}
-	c.rules.clear()
-	return ruleFromStore(r)
+	return ruleFromStore(d)
 }
 
 // DeleteRule deletes a rule; ErrNotFound for an unknown id or another
@@ -161,7 +140,7 @@ func (c *Client) DeleteRule(ctx context.Context, id string) error {
 	if err := c.store.DeleteDefinition(ctx, store.KindRule, c.cfg.TenantID, id); err != nil {
 		return fmt.Errorf("switchyard: delete rule %s: %w", id, err)
 	}
-	c.rules.clear()
+	c.clearDefinitions()
 	return nil
 }
 
@@ -206,42 +185,116 @@ type compiledRule struct {
 	err  error
 }
 
-// outcome evaluates the rule for an event of type typ, and turns enqueue
-// decisions into jobs appended to jobs.
-func (c *Client) outcome(cr *compiledRule, ev func() (*dispatch.Event, error), jobs *[]store.InsertParams, topics *[]string) store.RuleOutcome {
+// eventPlan gathers what the rules and endpoints make of one event: the
+// record to write, with its jobs and outcomes, and the topics to publish
+// it to once it is written.
+type eventPlan struct {
+	c         *Client
+	event     *CloudEvent
+	body      []byte
+	rec       *store.EventRecord
+	topics    []string
+	endpoints map[string]*Endpoint // the tenant's, by id
+	delivered map[string]bool      // endpoints that have a delivery job
+	env       *dispatch.Event      // what expressions see, decoded once when a rule needs it
+}
+
+func (p *eventPlan) expressionEnv() (*dispatch.Event, error) {
+	if p.env == nil {
+		env, err := dispatch.Env(p.body)
+		if err != nil {
+			return nil, err
+		}
+		p.env = env
+	}
+	return p.env, nil
+}
+
+// rule evaluates one rule whose types matched, and records its outcome.
+func (p *eventPlan) rule(cr *compiledRule) {
 	o := store.RuleOutcome{RuleID: cr.rule.ID, RuleName: cr.rule.Name}
+	defer func() { p.rec.Outcomes = append(p.rec.Outcomes, o) }()
 	if cr.err != nil {
 		o.Error = cr.err.Error()
-		return o
+		return
 	}
-	env, err := ev()
+	env, err := p.expressionEnv()
 	if err != nil {
 		o.Error = err.Error()
-		return o
+		return
 	}
 	matched, decisions, err := cr.rule.Evaluate(env)
 	if err != nil {
 		o.Error = err.Error()
-		return o
+		return
 	}
 	o.Matched = matched
 	for _, d := range decisions {
-		a := store.ActionOutcome{Action: d.Action, Job: -1, Topic: d.Topic}
+		a := store.ActionOutcome{Action: d.Action, Job: -1, Topic: d.Topic, Endpoint: d.Endpoint}
 		switch {
 		case d.Err != nil:
 			a.Error = d.Err.Error()
 		case d.Job != nil:
-			p, err := c.validate(ruleJob(d.Job))
+			job, err := p.c.validate(ruleJob(d.Job))
 			if err != nil {
 				a.Error = strings.TrimPrefix(err.Error(), ErrInvalidArgument.Error()+": ")
 				break
 			}
-			a.Job = len(*jobs)
-			*jobs = append(*jobs, p)
+			a.Job = p.addJob(job)
 		case d.Topic != "":
-			*topics = append(*topics, d.Topic)
+			p.topics = append(p.topics, d.Topic)
+		case d.Endpoint != "":
+			a.Job, a.Error = p.deliver(d.Endpoint)
 		}
 		o.Actions = append(o.Actions, a)
 	}
-	return o
+}
+
+func (p *eventPlan) addJob(job store.InsertParams) int {
+	p.rec.Jobs = append(p.rec.Jobs, job)
+	return len(p.rec.Jobs) - 1
+}
+
+// deliver adds a delivery of the event to endpoint id, unless it has one,
+// and returns its job's index (-1 for none) or why it cannot be.
+func (p *eventPlan) deliver(id string) (job int, problem string) {
+	ep := p.endpoints[id]
+	switch {
+	case ep == nil:
+		return -1, "no such endpoint"
+	case ep.Disabled:
+		return -1, "endpoint disabled"
+	case p.delivered[id]:
+		return -1, "" // delivered once already
+	}
+	// An endpoint is never sent the system's events about itself: a
+	// failing endpoint would feed itself failures forever.
+	if (p.event.Type == EventDeliveryFailed || p.event.Type == EventEndpointDisabled) && p.event.Subject == id {
+		return -1, "not sent to the endpoint it is about"
+	}
+	d, err := p.c.deliveryJob(id, p.event)
+	if err != nil {
+		return -1, err.Error()
+	}
+	if p.delivered == nil {
+		p.delivered = map[string]bool{}
+	}
+	p.delivered[id] = true
+	return p.addJob(d), ""
+}
+
+// subscriptions adds a delivery for every endpoint whose types match the
+// event and that no rule delivered to, each recorded as an outcome.
+func (p *eventPlan) subscriptions(endpoints []*Endpoint) {
+	for _, ep := range endpoints {
+		if !ep.wants(p.event.Type) || p.delivered[ep.ID] {
+			continue
+		}
+		job, problem := p.deliver(ep.ID)
+		if job < 0 && problem == "" {
+			continue
+		}
+		p.rec.Outcomes = append(p.rec.Outcomes, store.RuleOutcome{RuleID: ep.ID, RuleName: "endpoint " + ep.Name, Matched: true,
+			Actions: []store.ActionOutcome{{Action: dispatch.ActionDeliver, Job: job, Endpoint: ep.ID, Error: problem}}})
+	}
 }

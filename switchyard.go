@@ -131,6 +131,10 @@ type Config struct {
 	// days.
 	AuditRetention time.Duration
 
+	// Deliveries configures outbound webhook deliveries. Zero fields take
+	// the defaults.
+	Deliveries DeliveryConfig
+
 	// Topics configures the real-time hub: how much history each topic
 	// keeps for resuming subscribers, and how far a subscriber may fall
 	// behind. Zero fields take the defaults.
@@ -218,14 +222,17 @@ type Client struct {
 }
 
 type shared struct {
-	keys    keyCache
-	access  accessCaches
-	rules   authCache[string, []*compiledRule] // by tenant
-	signing signingKeyState
-	audit   *audit.Writer
-	limiter *ratelimit.Limiter
-	hub     *hub.Hub
-	events  *eventPublisher
+	keys      keyCache
+	access    accessCaches
+	rules     authCache[string, []*compiledRule] // by tenant
+	sources   authCache[string, *Source]         // by id, any tenant; nil for an unknown id
+	endpoints authCache[string, []*Endpoint]     // by tenant
+	delivery  *deliverer
+	signing   signingKeyState
+	audit     *audit.Writer
+	limiter   *ratelimit.Limiter
+	hub       *hub.Hub
+	events    *eventPublisher
 
 	runner  atomic.Pointer[queue.Runner]
 	mu      sync.Mutex
@@ -270,6 +277,8 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	for _, k := range cfg.ExternalKinds {
 		c.external[k] = true
 	}
+	c.delivery = newDeliverer(c)
+	c.registry.Add(c.delivery.kind())
 	c.audit, err = audit.New(audit.Config{Store: st, Retention: cfg.AuditRetention, Logger: cfg.Logger})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
@@ -308,13 +317,13 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 			c.keys.clear()
 			c.access.clear()
 		case store.NotifyDefinitions:
-			c.rules.clear()
+			c.clearDefinitions()
 		case store.NotifyResync:
 			// Any news may be lost: of credentials, of rules, of hub
 			// messages.
 			c.keys.clear()
 			c.access.clear()
-			c.rules.clear()
+			c.clearDefinitions()
 			c.hub.Notify(n)
 		}
 		if r := c.runner.Load(); r != nil {
@@ -354,6 +363,7 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Topics.MaxMessageBytes == 0 {
 		cfg.Topics.MaxMessageBytes = 64 << 10 // the hub's default, known here for SendEvents
 	}
+	cfg.Deliveries.setDefaults()
 	if cfg.TenantID == "" {
 		cfg.TenantID = "default"
 	}
@@ -449,7 +459,9 @@ func (c *Client) Start(ctx context.Context) error {
 	for name, q := range c.cfg.Queues {
 		queues[name] = queue.QueueConfig{Concurrency: q.Concurrency}
 	}
-	if c.cfg.Queues == nil && !c.cfg.AllQueues && c.registry.Len() > 0 {
+	// The delivery kind is always registered; the application's own kinds
+	// are the others.
+	if c.cfg.Queues == nil && !c.cfg.AllQueues && c.registry.Len() > 1 {
 		queues["default"] = queue.QueueConfig{Concurrency: c.cfg.DefaultConcurrency}
 	}
 	poll, leaderTTL := c.cfg.PollInterval, c.cfg.LeaderTTL

@@ -30,6 +30,7 @@ import (
 const (
 	ActionEnqueue = "enqueue" // enqueue a job
 	ActionPublish = "publish" // publish the event to a topic
+	ActionDeliver = "deliver" // deliver the event to an outbound endpoint
 )
 
 // Limits of a rule.
@@ -76,6 +77,9 @@ type Action struct {
 	// Publish: the topic the event goes to, whole, as a message whose type
 	// is the event's type.
 	Topic string `json:"topic,omitempty"`
+	// Deliver: the outbound endpoint the event is delivered to (signed,
+	// retried), whatever types the endpoint subscribes to.
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // Rule is a compiled rule, ready to evaluate; safe for concurrent use.
@@ -172,8 +176,8 @@ func compileAction(a Action) (compiledAction, error) {
 		if a.Kind == "" {
 			return ca, fmt.Errorf("%w: an enqueue action needs \"kind\"", ErrInvalid)
 		}
-		if a.Topic != "" {
-			return ca, fmt.Errorf("%w: \"topic\" belongs to publish actions", ErrInvalid)
+		if a.Topic != "" || a.Endpoint != "" {
+			return ca, fmt.Errorf("%w: an enqueue action takes no \"topic\" or \"endpoint\"", ErrInvalid)
 		}
 		var err error
 		if a.Args != "" {
@@ -195,15 +199,26 @@ func compileAction(a Action) (compiledAction, error) {
 		if a.Topic == "" {
 			return ca, fmt.Errorf("%w: a publish action needs \"topic\"", ErrInvalid)
 		}
-		if a.Kind != "" || a.Queue != "" || a.Args != "" || a.UniqueKey != "" || a.Delay != "" || a.Priority != 0 || a.MaxAttempts != 0 {
+		if a.Endpoint != "" || a.hasJobFields() {
 			return ca, fmt.Errorf("%w: a publish action takes \"topic\" only", ErrInvalid)
 		}
+	case ActionDeliver:
+		if a.Endpoint == "" {
+			return ca, fmt.Errorf("%w: a deliver action needs \"endpoint\" (an endpoint id)", ErrInvalid)
+		}
+		if a.Topic != "" || a.hasJobFields() {
+			return ca, fmt.Errorf("%w: a deliver action takes \"endpoint\" only", ErrInvalid)
+		}
 	case "":
-		return ca, fmt.Errorf("%w: an action needs \"type\": %q or %q", ErrInvalid, ActionEnqueue, ActionPublish)
+		return ca, fmt.Errorf("%w: an action needs \"type\": %q, %q or %q", ErrInvalid, ActionEnqueue, ActionPublish, ActionDeliver)
 	default:
-		return ca, fmt.Errorf("%w: unknown action type %q: want %q or %q", ErrInvalid, a.Type, ActionEnqueue, ActionPublish)
+		return ca, fmt.Errorf("%w: unknown action type %q: want %q, %q or %q", ErrInvalid, a.Type, ActionEnqueue, ActionPublish, ActionDeliver)
 	}
 	return ca, nil
+}
+
+func (a *Action) hasJobFields() bool {
+	return a.Kind != "" || a.Queue != "" || a.Args != "" || a.UniqueKey != "" || a.Delay != "" || a.Priority != 0 || a.MaxAttempts != 0
 }
 
 func checkPattern(p string) error {
@@ -253,13 +268,15 @@ type Job struct {
 	UniqueKey   string
 }
 
-// Decision is one action's result: a job to enqueue or a topic to publish
-// to, or why the action could not be carried out.
+// Decision is one action's result: a job to enqueue, a topic to publish
+// to or an endpoint to deliver to, or why the action could not be carried
+// out.
 type Decision struct {
-	Action string
-	Job    *Job   // enqueue
-	Topic  string // publish
-	Err    error
+	Action   string
+	Job      *Job   // enqueue
+	Topic    string // publish
+	Endpoint string // deliver
+	Err      error
 }
 
 // Evaluate runs the rule's filter over ev (the event's attributes, as
@@ -285,8 +302,12 @@ func (r *Rule) Evaluate(ev *Event) (matched bool, decisions []Decision, err erro
 
 func (a *compiledAction) decide(ev *Event) Decision {
 	d := Decision{Action: a.Type}
-	if a.Type == ActionPublish {
+	switch a.Type {
+	case ActionPublish:
 		d.Topic = a.Topic
+		return d
+	case ActionDeliver:
+		d.Endpoint = a.Endpoint
 		return d
 	}
 	j := &Job{Queue: a.Queue, Kind: a.Kind, Priority: a.Priority, MaxAttempts: a.MaxAttempts, Delay: a.delay}

@@ -23,8 +23,8 @@ type MaintenanceConfig struct {
 	// Retention: finished jobs are deleted after these ages; 0 keeps them.
 	// Defaults: succeeded 24h, cancelled 7 days, dead 7 days.
 	Retention store.RetentionParams
-	// EventRetention is how long received events are kept (by the
-	// time they were received). Default 30 days.
+	// EventRetention is how long received events, and the attempts to
+	// deliver them, are kept. Default 30 days.
 	EventRetention time.Duration
 	// CleanupInterval is the time between retention runs. Default 56s (a
 	// minute, rounded down to a multiple of 8s).
@@ -316,17 +316,23 @@ func (m *maintainer) runCleanup() {
 	if n > 0 {
 		m.r.log.Info("queue: deleted finished jobs past retention", "count", n)
 	}
-	for {
-		n, err := m.r.cfg.Store.DeleteEventsBefore(ctx, time.Now().Add(-m.cfg.EventRetention), m.cfg.Retention.Limit)
-		if err != nil {
-			m.r.log.Error("queue: event retention", "err", err)
-			break
-		}
-		if n > 0 {
-			m.r.log.Info("queue: deleted events past retention", "count", n)
-		}
-		if n < m.cfg.Retention.Limit {
-			break
+	// Received events, and the log of their deliveries, age out together.
+	for what, del := range map[string]func(context.Context, time.Time, int) (int, error){
+		"events":            m.r.cfg.Store.DeleteEventsBefore,
+		"delivery attempts": m.r.cfg.Store.DeleteDeliveryAttemptsBefore,
+	} {
+		for {
+			n, err := del(ctx, time.Now().Add(-m.cfg.EventRetention), m.cfg.Retention.Limit)
+			if err != nil {
+				m.r.log.Error("queue: retention of "+what, "err", err)
+				break
+			}
+			if n > 0 {
+				m.r.log.Info("queue: deleted "+what+" past retention", "count", n)
+			}
+			if n < m.cfg.Retention.Limit {
+				break
+			}
 		}
 	}
 	if _, err := m.r.cfg.Store.PruneNodes(ctx, m.cfg.NodeRetention); err != nil {

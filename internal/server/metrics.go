@@ -13,8 +13,10 @@ import (
 
 // httpMetrics are the server's own Prometheus instruments.
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	hooks        *prometheus.CounterVec
+	hooksRefused *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, c *switchyard.Client) (*httpMetrics, error) {
@@ -28,8 +30,16 @@ func newHTTPMetrics(reg prometheus.Registerer, c *switchyard.Client) (*httpMetri
 			Help:    "Time to answer HTTP requests, by method and route pattern.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"method", "route"}),
+		hooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_webhooks_received_total",
+			Help: "Inbound webhooks verified and recorded, by scheme.",
+		}, []string{"scheme"}),
+		hooksRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_webhooks_rejected_total",
+			Help: "Inbound webhooks refused, by scheme (empty for an unknown source) and reason.",
+		}, []string{"scheme", "reason"}),
 	}
-	for _, col := range []prometheus.Collector{m.requests, m.duration, &depthCollector{c: c}} {
+	for _, col := range []prometheus.Collector{m.requests, m.duration, m.hooks, m.hooksRefused, &depthCollector{c: c}} {
 		if err := reg.Register(col); err != nil {
 			return nil, fmt.Errorf("server: register metrics: %w", err)
 		}
@@ -46,6 +56,18 @@ func (m *httpMetrics) observe(method, route string, status int, d time.Duration)
 	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+func (m *httpMetrics) hookReceived(scheme string) {
+	if m != nil {
+		m.hooks.WithLabelValues(scheme).Inc()
+	}
+}
+
+func (m *httpMetrics) hookRejected(scheme, reason string) {
+	if m != nil {
+		m.hooksRefused.WithLabelValues(scheme, reason).Inc()
+	}
 }
 
 // depthCollector reports queue depth by tenant and state from the store at

@@ -117,6 +117,32 @@ type EventListParams struct {
 	Limit    int       // 0 for no limit
 }
 
+// DeliveryAttempt is one outbound delivery attempt of an event to an endpoint.
+type DeliveryAttempt struct {
+	ID         int64 // set by the store
+	TenantID   string
+	EndpointID string
+	EventID    int64     // the event's store id (Event.ID)
+	JobID      int64     // the delivery job
+	Attempt    int       // the job's attempt number
+	At         time.Time // when the request was sent; set by the store from the database clock when zero
+	Status     int       // the HTTP status; 0 when no response came
+	Latency    time.Duration
+	// ResponseHeaders are the response's headers as JSON ({"Name":["v"]}), "{}" when none.
+	ResponseHeaders []byte
+	ResponseBody    string // the first 4 KiB of the response body
+	Error           string // why the attempt failed, "" if it succeeded
+}
+
+// DeliveryAttemptListParams filters a listing of attempts, newest first.
+type DeliveryAttemptListParams struct {
+	TenantID   string
+	EndpointID string // "" for any
+	EventID    int64  // 0 for any
+	Before     int64  // 0 for the first page; else only ids < Before
+	Limit      int    // 0 for no limit
+}
+
 // Definition is a stored piece of a tenant's routing configuration: a
 // rule, an inbound source or an outbound endpoint. The engine owns its
 // meaning: the store keeps the specification as JSON.
@@ -151,6 +177,18 @@ type Events interface {
 	// DeleteEventsBefore deletes up to limit events received before
 	// before, oldest first, and returns how many.
 	DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// EventBySource returns the tenant's event with this CloudEvents source and id; ErrNotFound if none.
+	EventBySource(ctx context.Context, tenantID, source, eventID string) (*Event, error)
+
+	// RecordDeliveryAttempt stores one attempt (a.ID and, if zero, a.At are set by the store) and returns it as stored.
+	RecordDeliveryAttempt(ctx context.Context, a DeliveryAttempt) (*DeliveryAttempt, error)
+
+	// ListDeliveryAttempts returns a page of attempts, newest first.
+	ListDeliveryAttempts(ctx context.Context, p DeliveryAttemptListParams) ([]*DeliveryAttempt, error)
+
+	// DeleteDeliveryAttemptsBefore deletes up to limit attempts made before before, oldest first, and returns how many.
+	DeleteDeliveryAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error)
 
 	// CreateDefinition stores d (CreatedAt and UpdatedAt from the
 	// database clock) and sends a NotifyDefinitions; ErrConflict if its id

@@ -17,8 +17,9 @@ import (
 // store.Events.
 
 const (
-	evCols   = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
-	defCols  = `kind, id, tenant_id, name, spec, created_at, updated_at`
+	evCols  = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
+	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at`
+	daCols  = `id, tenant_id, endpoint_id, event_id, job_id, attempt, at, status, latency_us, response_headers, response_body, error`
 
 	// The insert claims (tenant, source, event_id): a concurrent insert of
 	// the same key waits for this transaction, then inserts nothing.
@@ -31,6 +32,14 @@ const (
 	sqlEvGet         = `SELECT ` + evCols + ` FROM switchyard.events WHERE id = $1 AND tenant_id = $2`
 	sqlEvDeleteOld   = `DELETE FROM switchyard.events WHERE id IN (
 		SELECT id FROM switchyard.events WHERE received_at < $1 ORDER BY received_at LIMIT $2)`
+
+	// Parameter 6, at, is NULL for now.
+	sqlDaInsert = `INSERT INTO switchyard.delivery_attempts (tenant_id, endpoint_id, event_id, job_id, attempt, at, status,
+		latency_us, response_headers, response_body, error)
+		VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7, $8, $9, $10, $11)
+		RETURNING ` + daCols
+	sqlDaDeleteOld = `DELETE FROM switchyard.delivery_attempts WHERE id IN (
+		SELECT id FROM switchyard.delivery_attempts WHERE at < $1 ORDER BY at LIMIT $2)`
 
 	sqlDefInsert = `INSERT INTO switchyard.definitions (kind, id, tenant_id, name, spec) VALUES ($1, $2, $3, $4, $5)
 		RETURNING ` + defCols
@@ -174,9 +183,111 @@ func (s *Store) ListEvents(ctx context.Context, p store.EventListParams) ([]*sto
 
 // DeleteEventsBefore implements store.Events.
 func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
-	tag, err := s.pool.Exec(ctx, sqlEvDeleteOld, before, int64(limit))
+	var lim any // NULL: no limit
+	if limit > 0 {
+		lim = int64(limit)
+	}
+	tag, err := s.pool.Exec(ctx, sqlEvDeleteOld, before, lim)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete old events: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// EventBySource implements store.Events.
+func (s *Store) EventBySource(ctx context.Context, tenantID, source, eventID string) (*store.Event, error) {
+	e, err := scanEvent(s.pool.QueryRow(ctx, sqlEvBySourceID, tenantID, source, eventID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: event %s %s: %w", source, eventID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: event %s %s: %w", source, eventID, err)
+	}
+	return e, nil
+}
+
+func scanDeliveryAttempt(row pgx.Row) (*store.DeliveryAttempt, error) {
+	var (
+		a               store.DeliveryAttempt
+		attempt, status int32
+		at              pgtype.Timestamptz
+		latency         int64
+		headers         string
+	)
+	if err := row.Scan(&a.ID, &a.TenantID, &a.EndpointID, &a.EventID, &a.JobID, &attempt, &at, &status, &latency,
+		&headers, &a.ResponseBody, &a.Error); err != nil {
+		return nil, err
+	}
+	a.Attempt, a.Status = int(attempt), int(status)
+	a.At, a.Latency = timeOf(at), time.Duration(latency)*time.Microsecond
+	a.ResponseHeaders = []byte(headers)
+	return &a, nil
+}
+
+// RecordDeliveryAttempt implements store.Events.
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, a store.DeliveryAttempt) (*store.DeliveryAttempt, error) {
+	headers := string(a.ResponseHeaders)
+	if headers == "" {
+		headers = "{}"
+	}
+	got, err := scanDeliveryAttempt(s.pool.QueryRow(ctx, sqlDaInsert, a.TenantID, a.EndpointID, a.EventID, a.JobID,
+		int32(a.Attempt), nullTime(a.At), int32(a.Status), a.Latency.Microseconds(), headers, a.ResponseBody, a.Error))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: record delivery attempt: %w", err)
+	}
+	return got, nil
+}
+
+// ListDeliveryAttempts implements store.Events.
+func (s *Store) ListDeliveryAttempts(ctx context.Context, p store.DeliveryAttemptListParams) ([]*store.DeliveryAttempt, error) {
+	var q strings.Builder
+	args := []any{p.TenantID}
+	q.WriteString(`SELECT ` + daCols + ` FROM switchyard.delivery_attempts WHERE tenant_id = $1`)
+	add := func(format string, arg any) {
+		args = append(args, arg)
+		q.WriteString(strings.ReplaceAll(format, "$", "$"+strconv.Itoa(len(args))))
+	}
+	if p.EndpointID != "" {
+		add(` AND endpoint_id = $`, p.EndpointID)
+	}
+	if p.EventID != 0 {
+		add(` AND event_id = $`, p.EventID)
+	}
+	if p.Before > 0 {
+		add(` AND id < $`, p.Before)
+	}
+	q.WriteString(` ORDER BY id DESC`)
+	if p.Limit > 0 {
+		add(` LIMIT $`, int64(p.Limit))
+	}
+	rows, err := s.pool.Query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list delivery attempts: %w", err)
+	}
+	defer rows.Close()
+	out := []*store.DeliveryAttempt{}
+	for rows.Next() {
+		a, err := scanDeliveryAttempt(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: list delivery attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list delivery attempts: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteDeliveryAttemptsBefore implements store.Events.
+func (s *Store) DeleteDeliveryAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	var lim any // NULL: no limit
+	if limit > 0 {
+		lim = int64(limit)
+	}
+	tag, err := s.pool.Exec(ctx, sqlDaDeleteOld, before, lim)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete old delivery attempts: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

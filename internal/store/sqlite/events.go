@@ -16,8 +16,9 @@ import (
 // for a repeat and the insert.
 
 const (
-	evCols   = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
-	defCols  = `kind, id, tenant_id, name, spec, created_at, updated_at`
+	evCols  = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
+	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at`
+	daCols  = `id, tenant_id, endpoint_id, event_id, job_id, attempt, at, status, latency_us, response_headers, response_body, error`
 
 	sqlEvInsert = `INSERT INTO events (tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -26,6 +27,12 @@ const (
 	// Parameters: before, limit.
 	sqlEvDeleteOld = `DELETE FROM events WHERE id IN (
 		SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)`
+
+	sqlDaInsert = `INSERT INTO delivery_attempts (tenant_id, endpoint_id, event_id, job_id, attempt, at, status,
+		latency_us, response_headers, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	// Parameters: before, limit.
+	sqlDaDeleteOld = `DELETE FROM delivery_attempts WHERE id IN (
+		SELECT id FROM delivery_attempts WHERE at < ? ORDER BY at LIMIT ?)`
 
 	sqlDefInsert = `INSERT INTO definitions (` + defCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	// Parameters: kind, id, tenant ("" for any).
@@ -169,6 +176,97 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit 
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete old events: %w", err)
+	}
+	return int(n), nil
+}
+
+// EventBySource implements store.Events.
+func (s *Store) EventBySource(ctx context.Context, tenantID, source, eventID string) (*store.Event, error) {
+	e, err := scanEvent(s.read.QueryRowContext(ctx, sqlEvBySourceID, tenantID, source, eventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: event %s %s: %w", source, eventID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: event %s %s: %w", source, eventID, err)
+	}
+	return e, nil
+}
+
+func scanDeliveryAttempt(sc scanner) (*store.DeliveryAttempt, error) {
+	var (
+		a               store.DeliveryAttempt
+		attempt, status sqlInt
+		at, latency     sqlInt
+		headers         string
+	)
+	if err := sc.Scan(&a.ID, &a.TenantID, &a.EndpointID, &a.EventID, &a.JobID, &attempt, &at, &status, &latency,
+		&headers, &a.ResponseBody, &a.Error); err != nil {
+		return nil, err
+	}
+	a.Attempt, a.Status = int(attempt), int(status)
+	a.At, a.Latency = fromMicros(int64(at)), time.Duration(latency)*time.Microsecond
+	a.ResponseHeaders = []byte(headers)
+	return &a, nil
+}
+
+// RecordDeliveryAttempt implements store.Events.
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, a store.DeliveryAttempt) (*store.DeliveryAttempt, error) {
+	if len(a.ResponseHeaders) == 0 {
+		a.ResponseHeaders = []byte("{}")
+	}
+	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
+		at := orNow(a.At, t.nowUS)
+		lat := a.Latency.Microseconds()
+		if err := t.accQueryRow(sqlDaInsert, a.TenantID, a.EndpointID, a.EventID, a.JobID, a.Attempt, at, a.Status,
+			lat, string(a.ResponseHeaders), a.ResponseBody, a.Error).Scan(&a.ID); err != nil {
+			return err
+		}
+		// As stored: microseconds, UTC.
+		a.At, a.Latency = fromMicros(at), time.Duration(lat)*time.Microsecond
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: record delivery attempt: %w", err)
+	}
+	return &a, nil
+}
+
+// ListDeliveryAttempts implements store.Events.
+func (s *Store) ListDeliveryAttempts(ctx context.Context, p store.DeliveryAttemptListParams) ([]*store.DeliveryAttempt, error) {
+	var q strings.Builder
+	args := []any{p.TenantID}
+	q.WriteString(`SELECT ` + daCols + ` FROM delivery_attempts WHERE tenant_id = ?`)
+	add := func(cond string, arg any) {
+		q.WriteString(cond)
+		args = append(args, arg)
+	}
+	if p.EndpointID != "" {
+		add(` AND endpoint_id = ?`, p.EndpointID)
+	}
+	if p.EventID != 0 {
+		add(` AND event_id = ?`, p.EventID)
+	}
+	if p.Before > 0 {
+		add(` AND id < ?`, p.Before)
+	}
+	add(` ORDER BY id DESC LIMIT ?`, sqlLimit(p.Limit))
+	as, err := accQueryAll(ctx, s.read, scanDeliveryAttempt, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list delivery attempts: %w", err)
+	}
+	return as, nil
+}
+
+// DeleteDeliveryAttemptsBefore implements store.Events.
+func (s *Store) DeleteDeliveryAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int64
+	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
+		var err error
+		n, err = t.accExec(sqlDaDeleteOld, micros(before), sqlLimit(limit))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete old delivery attempts: %w", err)
 	}
 	return int(n), nil
 }

@@ -19,6 +19,12 @@ var eventTests = []suiteTest{
 	{"AllOrNothing", testEventsAllOrNothing},
 	{"List", testEventsList},
 	{"DeleteBefore", testEventsDeleteBefore},
+	{"BySource", testEventsBySource},
+}
+
+var deliveryTests = []suiteTest{
+	{"RecordList", testDeliveriesRecordList},
+	{"DeleteBefore", testDeliveriesDeleteBefore},
 }
 
 var definitionTests = []suiteTest{
@@ -381,4 +387,187 @@ func testDefinitionsNotify(t *testing.T, open opener) {
 		t.Fatal(err)
 	}
 	e.waitFor("definitions", isDefs)
+}
+
+func testEventsBySource(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	ev := cloudEvent(tenantA, "/shop", "a-1", "order.placed", eventAt(0))
+	ev.Subject = "order/7"
+	res := e.record(store.EventRecord{Event: ev}, store.EventRecord{Event: cloudEvent(tenantA, "/shop", "a-2", "t", eventAt(1))})[0]
+	got, err := e.s.EventBySource(e.ctx(), tenantA, "/shop", "a-1")
+	if err != nil {
+		t.Fatalf("EventBySource: %v", err)
+	}
+	if got.ID != res.Event.ID || got.TenantID != tenantA || got.Source != "/shop" || got.EventID != "a-1" ||
+		got.Type != "order.placed" || got.Subject != "order/7" || !got.Time.Equal(eventAt(0)) ||
+		!got.ReceivedAt.Equal(res.Event.ReceivedAt) || string(got.Body) != string(ev.Body) ||
+		string(got.Dispatch) != string(res.Event.Dispatch) {
+		t.Errorf("EventBySource = %+v\nwant the recorded %+v", got, res.Event)
+	}
+	for what, c := range map[string][3]string{
+		"another tenant's": {tenantB, "/shop", "a-1"},
+		"an unknown id":    {tenantA, "/shop", "a-3"},
+		"another source":   {tenantA, "/other", "a-1"},
+	} {
+		if _, err := e.s.EventBySource(e.ctx(), c[0], c[1], c[2]); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("EventBySource of %s = %v, want ErrNotFound", what, err)
+		}
+	}
+}
+
+func (e *env) recordAttempt(a store.DeliveryAttempt) *store.DeliveryAttempt {
+	e.t.Helper()
+	got, err := e.s.RecordDeliveryAttempt(e.ctx(), a)
+	if err != nil {
+		e.t.Fatalf("RecordDeliveryAttempt: %v", err)
+	}
+	if got.ID == 0 {
+		e.t.Fatalf("RecordDeliveryAttempt set no ID: %+v", got)
+	}
+	return got
+}
+
+func attempt(tenant, endpoint string, event int64, n int) store.DeliveryAttempt {
+	return store.DeliveryAttempt{TenantID: tenant, EndpointID: endpoint, EventID: event, JobID: 1000 + event, Attempt: n, Status: 200}
+}
+
+func attemptIDs(as []*store.DeliveryAttempt) []int64 {
+	out := make([]int64, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+// sameAttempt reports how got differs from want, "" if it does not.
+func sameAttempt(got, want *store.DeliveryAttempt) string {
+	switch {
+	case got.ID != want.ID, got.TenantID != want.TenantID, got.EndpointID != want.EndpointID,
+		got.EventID != want.EventID, got.JobID != want.JobID, got.Attempt != want.Attempt:
+		return "ids"
+	case !got.At.Equal(want.At):
+		return "At"
+	case got.Status != want.Status:
+		return "Status"
+	case got.Latency != want.Latency:
+		return "Latency"
+	case !jsonEqual(got.ResponseHeaders, want.ResponseHeaders):
+		return "ResponseHeaders"
+	case got.ResponseBody != want.ResponseBody:
+		return "ResponseBody"
+	case got.Error != want.Error:
+		return "Error"
+	}
+	return ""
+}
+
+func testDeliveriesRecordList(t *testing.T, open opener) {
+	e := newEnv(t, open)
+
+	// Every field round-trips: At as given (microseconds), Latency to the
+	// microsecond, the headers as JSON of the same value.
+	full := attempt(tenantA, "end_1", 7, 2)
+	full.At = time.Date(2025, 11, 3, 8, 30, 15, 123456000, time.UTC)
+	full.Status = 503
+	full.Latency = 1234567891 * time.Nanosecond
+	full.ResponseHeaders = []byte(`{ "Content-Type": ["text/plain"], "X-Many": ["a", "b"] }`)
+	full.ResponseBody = "unavailable \u00e9\n"
+	full.Error = "http 503"
+	got := e.recordAttempt(full)
+	want := full
+	want.ID, want.Latency = got.ID, 1234567*time.Microsecond
+	if d := sameAttempt(got, &want); d != "" {
+		t.Errorf("RecordDeliveryAttempt = %+v\nwant %+v (%s differs)", got, want, d)
+	}
+
+	// A zero At is the database clock's; no headers are {}; no response is
+	// status 0.
+	bare := attempt(tenantA, "end_1", 7, 3)
+	bare.Status, bare.Error = 0, "dial tcp: connection refused"
+	before := e.now()
+	second := e.recordAttempt(bare)
+	after := e.now()
+	within(t, "a recorded At", second.At, before, after)
+	if second.ID <= got.ID || !jsonEqual(second.ResponseHeaders, []byte(`{}`)) || second.Status != 0 ||
+		second.Error != bare.Error || second.Latency != 0 || second.ResponseBody != "" {
+		t.Errorf("RecordDeliveryAttempt without response = %+v", second)
+	}
+
+	list, err := e.s.ListDeliveryAttempts(e.ctx(), store.DeliveryAttemptListParams{TenantID: tenantA})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListDeliveryAttempts = %d attempts (%v), want 2", len(list), err)
+	}
+	if d := sameAttempt(list[1], got); d != "" {
+		t.Errorf("listed %+v\nwant the recorded %+v (%s differs)", list[1], got, d)
+	}
+	if d := sameAttempt(list[0], second); d != "" {
+		t.Errorf("listed %+v\nwant the recorded %+v (%s differs)", list[0], second, d)
+	}
+
+	// More: another endpoint, another event, another tenant.
+	a3 := e.recordAttempt(attempt(tenantA, "end_2", 7, 1))
+	a4 := e.recordAttempt(attempt(tenantA, "end_1", 8, 1))
+	a5 := e.recordAttempt(attempt(tenantA, "end_2", 8, 1))
+	e.recordAttempt(attempt(tenantB, "end_1", 7, 1))
+	a1, a2 := got, second
+	for _, tc := range []struct {
+		name string
+		p    store.DeliveryAttemptListParams
+		want []int64
+	}{
+		{"all", store.DeliveryAttemptListParams{}, []int64{a5.ID, a4.ID, a3.ID, a2.ID, a1.ID}},
+		{"endpoint", store.DeliveryAttemptListParams{EndpointID: "end_1"}, []int64{a4.ID, a2.ID, a1.ID}},
+		{"event", store.DeliveryAttemptListParams{EventID: 8}, []int64{a5.ID, a4.ID}},
+		{"endpoint and event", store.DeliveryAttemptListParams{EndpointID: "end_2", EventID: 7}, []int64{a3.ID}},
+		{"limit", store.DeliveryAttemptListParams{Limit: 2}, []int64{a5.ID, a4.ID}},
+		{"before", store.DeliveryAttemptListParams{Before: a4.ID}, []int64{a3.ID, a2.ID, a1.ID}},
+		{"before, limit", store.DeliveryAttemptListParams{Before: a4.ID, Limit: 2}, []int64{a3.ID, a2.ID}},
+		{"endpoint, before", store.DeliveryAttemptListParams{EndpointID: "end_1", Before: a2.ID}, []int64{a1.ID}},
+		{"unknown endpoint", store.DeliveryAttemptListParams{EndpointID: "end_9"}, []int64{}},
+	} {
+		tc.p.TenantID = tenantA
+		as, err := e.s.ListDeliveryAttempts(e.ctx(), tc.p)
+		if err != nil {
+			t.Fatalf("%s: ListDeliveryAttempts: %v", tc.name, err)
+		}
+		if got := attemptIDs(as); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ListDeliveryAttempts = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if as, err := e.s.ListDeliveryAttempts(e.ctx(), store.DeliveryAttemptListParams{TenantID: tenantB}); err != nil ||
+		len(as) != 1 || as[0].TenantID != tenantB {
+		t.Errorf("tenant B's attempts = %+v (%v), want its one", as, err)
+	}
+	if as, err := e.s.ListDeliveryAttempts(e.ctx(), store.DeliveryAttemptListParams{TenantID: "ten_nobody"}); err != nil || as == nil || len(as) != 0 {
+		t.Errorf("an unknown tenant's attempts = %#v (%v), want an empty list", as, err)
+	}
+}
+
+func testDeliveriesDeleteBefore(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	oldest := attempt(tenantA, "end_1", 1, 1)
+	oldest.At = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	a1 := e.recordAttempt(attempt(tenantA, "end_1", 1, 2))
+	a0 := e.recordAttempt(oldest) // recorded later, made earlier
+	cut := e.now()
+	e.waitPast(cut)
+	a2 := e.recordAttempt(attempt(tenantB, "end_1", 2, 1))
+	n, err := e.s.DeleteDeliveryAttemptsBefore(e.ctx(), cut.Add(time.Microsecond), 1)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteDeliveryAttemptsBefore(limit 1) = %d, %v; want 1", n, err)
+	}
+	left, err := e.s.ListDeliveryAttempts(e.ctx(), store.DeliveryAttemptListParams{TenantID: tenantA})
+	if err != nil || !slices.Equal(attemptIDs(left), []int64{a1.ID}) {
+		t.Errorf("after deleting one: %v (%v), want %d left: the oldest (%d) goes first", attemptIDs(left), err, a1.ID, a0.ID)
+	}
+	if n, err = e.s.DeleteDeliveryAttemptsBefore(e.ctx(), cut.Add(time.Microsecond), 10); err != nil || n != 1 {
+		t.Fatalf("DeleteDeliveryAttemptsBefore(limit 10) = %d, %v; want the other old one", n, err)
+	}
+	if left, err = e.s.ListDeliveryAttempts(e.ctx(), store.DeliveryAttemptListParams{TenantID: tenantA}); err != nil || len(left) != 0 {
+		t.Errorf("tenant A's attempts after retention: %v (%v), want none", attemptIDs(left), err)
+	}
+	if left, err = e.s.ListDeliveryAttempts(e.ctx(), store.DeliveryAttemptListParams{TenantID: tenantB}); err != nil ||
+		!slices.Equal(attemptIDs(left), []int64{a2.ID}) {
+		t.Errorf("left after retention: %v (%v), want the new one, %d", attemptIDs(left), err, a2.ID)
+	}
 }

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Workers", workerTests},
 		{"Events", eventTests},
 		{"Definitions", definitionTests},
+		{"Deliveries", deliveryTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -38,3 +38,28 @@ CREATE TABLE switchyard.definitions (
     UNIQUE (tenant_id, kind, name)
 );
 CREATE INDEX definitions_tenant ON switchyard.definitions (tenant_id, kind, id);
+
+-- Delivery attempts are the outbound requests that delivered events to
+-- endpoints: one row per attempt of a delivery job, with what came back
+-- (response_headers is JSON, {"Name":["v"]}; response_body is its first
+-- 4 KiB). They name the event and endpoint without a foreign key: events
+-- and attempts are each deleted by age, on their own. Listings go newest
+-- first by id, within a tenant, of one endpoint or of one event; retention
+-- deletes by age.
+CREATE TABLE switchyard.delivery_attempts (
+    id               bigserial PRIMARY KEY,
+    tenant_id        text NOT NULL,
+    endpoint_id      text NOT NULL,
+    event_id         bigint NOT NULL,
+    job_id           bigint NOT NULL,
+    attempt          integer NOT NULL,
+    at               timestamptz NOT NULL DEFAULT now(),
+    status           integer NOT NULL DEFAULT 0,
+    latency_us       bigint NOT NULL DEFAULT 0,
+    response_headers json NOT NULL DEFAULT '{}', -- json, not jsonb: kept as received
+    response_body    text NOT NULL DEFAULT '',
+    error            text NOT NULL DEFAULT ''
+);
+CREATE INDEX delivery_attempts_endpoint ON switchyard.delivery_attempts (tenant_id, endpoint_id, id);
+CREATE INDEX delivery_attempts_event ON switchyard.delivery_attempts (tenant_id, event_id, id);
+CREATE INDEX delivery_attempts_at ON switchyard.delivery_attempts (at);

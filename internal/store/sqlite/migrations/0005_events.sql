@@ -38,3 +38,28 @@ CREATE TABLE definitions (
     UNIQUE (tenant_id, kind, name)
 ) STRICT;
 CREATE INDEX definitions_tenant ON definitions (tenant_id, kind, id);
+
+-- Delivery attempts are the outbound requests that delivered events to
+-- endpoints: one row per attempt of a delivery job, with what came back
+-- (response_headers is JSON, {"Name":["v"]}; response_body is its first
+-- 4 KiB). They name the event and endpoint without a foreign key: events
+-- and attempts are each deleted by age, on their own. Listings go newest
+-- first by id, within a tenant, of one endpoint or of one event; retention
+-- deletes by age.
+CREATE TABLE delivery_attempts (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id        TEXT    NOT NULL,
+    endpoint_id      TEXT    NOT NULL,
+    event_id         INTEGER NOT NULL,
+    job_id           INTEGER NOT NULL,
+    attempt          INTEGER NOT NULL,
+    at               INTEGER NOT NULL,
+    status           INTEGER NOT NULL DEFAULT 0,
+    latency_us       INTEGER NOT NULL DEFAULT 0,
+    response_headers TEXT    NOT NULL DEFAULT '{}',
+    response_body    TEXT    NOT NULL DEFAULT '',
+    error            TEXT    NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (tenant_id, endpoint_id, id);
+CREATE INDEX delivery_attempts_event ON delivery_attempts (tenant_id, event_id, id);
+CREATE INDEX delivery_attempts_at ON delivery_attempts (at);
