@@ -139,6 +139,11 @@ func (e *Endpoint) wants(typ string) bool {
 	return false
 }
 
+// wantsSystem: the endpoint names the engine's events of type typ.
+func (e *Endpoint) wantsSystem(typ string) bool {
+	return !e.Disabled && dispatch.MatchSystemType(e.Types, typ)
+}
+
 // checkEndpoint checks what a caller gives.
 func checkEndpoint(name string, spec EndpointSpec) error {
 	if name == "" || len(name) > maxRuleName {

@@ -73,6 +73,12 @@ func eventFromStore(e *store.Event) (*Event, error) {
 // event is checked first: if one is invalid, nothing is recorded and the
 // error names its index.
 func (c *Client) SendEvents(ctx context.Context, evs ...CloudEvent) ([]SentEvent, error) {
+	return c.sendEvents(ctx, false, evs...)
+}
+
+// sendEvents is SendEvents; system marks the engine's own events, which
+// rules and endpoints see only when they name them.
+func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent) ([]SentEvent, error) {
 	if len(evs) == 0 {
 		return nil, invalid("send events: no events given")
 	}
@@ -114,9 +120,9 @@ func (c *Client) SendEvents(ctx context.Context, evs ...CloudEvent) ([]SentEvent
 			TenantID: c.cfg.TenantID, Source: e.Source, EventID: e.ID, Type: e.Type, Subject: e.Subject,
 			Time: at, Body: body,
 		}
-		plan := eventPlan{c: c, event: e, body: body, rec: &recs[i], endpoints: byID}
+		plan := eventPlan{c: c, event: e, body: body, rec: &recs[i], endpoints: byID, system: system}
 		for _, r := range rules {
-			if r.rule.Matches(e.Type) {
+			if (!system && r.rule.Matches(e.Type)) || (system && r.rule.MatchesSystem(e.Type)) {
 				plan.rule(r)
 			}
 		}

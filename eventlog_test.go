@@ -211,3 +211,48 @@ func TestRulesChangeAcrossClients(t *testing.T) {
 		}
 	})
 }
+
+type doomedArgs struct{}
+
+func (doomedArgs) Kind() string { return "doomed" }
+
+// The engine's job.dead goes through the rules that name it, and not
+// through a rule of "*": a dead job can page someone, but the engine's
+// events do not feed rules meant for received ones.
+func TestSystemEventsThroughRules(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
+		cfg := testConfig(db)
+		cfg.Queues = map[string]switchyard.QueueConfig{"work": {}}
+		c := open(t, cfg)
+		switchyard.Handle(c, func(ctx context.Context, j *switchyard.Job[doomedArgs]) error {
+			return switchyard.Discard(errors.New("out of luck"))
+		})
+		ctx := t.Context()
+		createRule(t, c, "page", switchyard.RuleSpec{Types: []string{"job.dead"}, Enabled: true,
+			Actions: []switchyard.RuleAction{{Type: switchyard.RulePublish, Topic: "alerts"}}})
+		createRule(t, c, "everything", switchyard.RuleSpec{Types: []string{"*"}, Enabled: true,
+			Actions: []switchyard.RuleAction{{Type: switchyard.RulePublish, Topic: "everything"}}})
+		alerts := subscribe(t, c, "alerts")
+		start(t, c)
+		job := enqueue(t, c, doomedArgs{}, &switchyard.EnqueueOpts{Queue: "work"})
+
+		m := nextMessage(t, alerts, "job.dead alert")
+		if m.Type != switchyard.EventJobDead || !strings.Contains(string(m.Data), `"subject":"job/`+job.ID+`"`) ||
+			!strings.Contains(string(m.Data), "out of luck") {
+			t.Fatalf("alert = %s %s", m.Type, m.Data)
+		}
+		es, _, err := c.ListEvents(ctx, switchyard.EventFilter{Type: switchyard.EventJobDead})
+		if err != nil || len(es) != 1 {
+			t.Fatalf("job.dead events recorded = %d (%v), want 1", len(es), err)
+		}
+		d := es[0].Dispatch
+		if len(d) != 1 || d[0].RuleName != "page" {
+			t.Errorf("job.dead dispatch = %+v, want the page rule only", d)
+		}
+		// Nothing else of the job's life was recorded.
+		if all, _, _ := c.ListEvents(ctx, switchyard.EventFilter{}); len(all) != 1 {
+			t.Errorf("events recorded = %d, want only job.dead", len(all))
+		}
+	})
+}

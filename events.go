@@ -217,6 +217,10 @@ type eventPublisher struct {
 	// share of the rate (publisher goroutine's).
 	paced time.Time
 
+	// router, if set, is offered every event first, to route the engine's
+	// own events through the rules (systemevents.go), whatever the rate.
+	router *systemRouter
+
 	// The publisher goroutine's own.
 	batch       []queue.Event
 	out         []hub.Outgoing
@@ -281,6 +285,9 @@ func (p *eventPublisher) Add(evs ...queue.Event) {
 	if len(evs) == 0 {
 		return
 	}
+	if p.router != nil {
+		p.router.offer(evs)
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -318,6 +325,9 @@ func (p *eventPublisher) Hold() (release func(evs []queue.Event)) {
 	p.segs = append(p.segs, seg)
 	p.mu.Unlock()
 	return func(evs []queue.Event) {
+		if p.router != nil {
+			p.router.offer(evs)
+		}
 		p.mu.Lock()
 		seg.held = false
 		if room := p.limit - p.queued; len(evs) > room {

@@ -196,6 +196,7 @@ type eventPlan struct {
 	topics    []string
 	endpoints map[string]*Endpoint // the tenant's, by id
 	delivered map[string]bool      // endpoints that have a delivery job
+	system    bool                 // the engine's own event: see routedSystemEvents
 	env       *dispatch.Event      // what expressions see, decoded once when a rule needs it
 }
 
@@ -287,7 +288,11 @@ func (p *eventPlan) deliver(id string) (job int, problem string) {
 // event and that no rule delivered to, each recorded as an outcome.
 func (p *eventPlan) subscriptions(endpoints []*Endpoint) {
 	for _, ep := range endpoints {
-		if !ep.wants(p.event.Type) || p.delivered[ep.ID] {
+		wants := ep.wants(p.event.Type)
+		if p.system {
+			wants = ep.wantsSystem(p.event.Type)
+		}
+		if !wants || p.delivered[ep.ID] {
 			continue
 		}
 		job, problem := p.deliver(ep.ID)

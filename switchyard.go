@@ -345,6 +345,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		c.events.sqliteFile = file
 		addLocalHub(file, c.hub)
 	}
+	c.events.router = newSystemRouter(c)
 	c.events.start()
 	return c, nil
 }
@@ -549,6 +550,7 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	err := c.Stop(context.Background())
 	c.events.stop()
+	c.events.router.stop()
 	if c.events.sqliteFile != "" {
 		removeLocalHub(c.events.sqliteFile, c.hub)
 	}

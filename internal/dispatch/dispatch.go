@@ -246,6 +246,24 @@ func (r *Rule) Matches(typ string) bool {
 	return false
 }
 
+// MatchesSystem reports whether the rule sees the engine's own events of
+// type typ: a pattern must name them, exactly or by a prefix; "*" alone
+// means every received event, not the engine's.
+func (r *Rule) MatchesSystem(typ string) bool {
+	return r.Spec.Enabled && MatchSystemType(r.Spec.Types, typ)
+}
+
+// MatchSystemType reports whether patterns name the engine's events of
+// type typ (see MatchesSystem).
+func MatchSystemType(patterns []string, typ string) bool {
+	for _, p := range patterns {
+		if p != "*" && MatchType(p, typ) {
+			return true
+		}
+	}
+	return false
+}
+
 // MatchType reports whether type pattern p matches typ.
 func MatchType(p, typ string) bool {
 	if p == "*" {
