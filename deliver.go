@@ -275,8 +275,12 @@ func (d *deliverer) post(ctx context.Context, exec *queue.Execution, ep *Endpoin
 		return 0, "request failed: " + err.Error(), 0
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBody))
+	// The answer must arrive whole within the timeout: a receiver that
+	// trickles it holds a worker as long as one that hangs.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if err == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBody))
+	}
 	attempt.Latency = time.Since(start)
 	attempt.ResponseBody = string(bytes.ToValidUTF8(body, []byte("\uFFFD")))
 	if h, err := json.Marshal(resp.Header); err == nil {
@@ -284,6 +288,8 @@ func (d *deliverer) post(ctx context.Context, exec *queue.Execution, ep *Endpoin
 	}
 	status = resp.StatusCode
 	switch {
+	case err != nil:
+		return status, fmt.Sprintf("HTTP %d, then reading the answer failed: %v", status, err), 0
 	case status >= 200 && status < 300:
 		return status, "", 0
 	case status >= 300 && status < 400:

@@ -166,6 +166,14 @@ func waitAttempts(t *testing.T, c *switchyard.Client, endpointID string, n int) 
 			return as
 		}
 		if time.Now().After(deadline) {
+			for _, a := range as {
+				t.Logf("attempt %+v", a)
+			}
+			if jobs, _, err := c.ListJobs(t.Context(), switchyard.ListParams{Queue: switchyard.DeliveryQueue}); err == nil {
+				for _, j := range jobs {
+					t.Logf("job %s %s attempt %d/%d run_at %v errors %+v", j.ID, j.State, j.Attempt, j.MaxAttempts, j.RunAt, j.Errors)
+				}
+			}
 			t.Fatalf("%d attempts logged, want %d", len(as), n)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -283,5 +291,74 @@ func TestDeliveriesRefusePrivateTargets(t *testing.T) {
 	}
 	if len(rc.got) != 0 {
 		t.Errorf("the loopback receiver was reached %d times", len(rc.got))
+	}
+}
+
+// A receiver that hangs, or trickles its answer a byte at a time, is cut
+// off at the attempt timeout; the attempt is logged as failed and retried,
+// and other endpoints' deliveries go on meanwhile.
+func TestDeliveriesSlowReceivers(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig("sqlite:" + testdb.SQLitePath(t))
+	cfg.Queues = map[string]switchyard.QueueConfig{switchyard.DeliveryQueue: {}}
+	cfg.Deliveries = switchyard.DeliveryConfig{AllowPrivateTargets: true, Timeout: 300 * time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffCap: time.Millisecond, MaxAttempts: 2}
+	c := open(t, cfg)
+	start(t, c)
+	ctx := t.Context()
+
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	trickle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		for range 100 {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+				return
+			case <-r.Context().Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}))
+	defer trickle.Close()
+	defer close(release) // before the servers close: they wait for their handlers
+	fine := newReceiver(t)
+
+	var eps []*switchyard.Endpoint
+	for name, url := range map[string]string{"hang": hang.URL, "trickle": trickle.URL, "fine": fine.srv.URL} {
+		ep, err := c.CreateEndpoint(ctx, name, switchyard.EndpointSpec{URL: url, Types: []string{"t." + name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, ep)
+	}
+	if _, err := c.SendEvents(ctx, event("h", "t.hang"), event("s", "t.trickle")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendEvents(ctx, event("f", "t.fine")); err != nil {
+		t.Fatal(err)
+	}
+	fine.next("the fine endpoint, while the others stall")
+	for _, ep := range eps {
+		if ep.Name == "fine" {
+			continue
+		}
+		as := waitAttempts(t, c, ep.ID, 2)
+		for _, a := range as {
+			if a.Error == "" || a.LatencyMs > 5000 {
+				t.Errorf("%s: attempt = %+v; want a failure cut off at the timeout", ep.Name, a)
+			}
+		}
 	}
 }

@@ -93,6 +93,8 @@ type benchOptions struct {
 	connections int
 	server      string
 	apiKey      string
+	ingest      string        // ingest: what the requests carry
+	rules       int           // ingest: rules matching every event
 	subscribers int           // fanout
 	stalled     int           // fanout
 	coalesce    time.Duration // fanout
@@ -112,6 +114,8 @@ type benchResult struct {
 	LatencyP99Ms     float64 `json:"latency_p99_ms,omitempty"`
 	IdleCPUPercent   float64 `json:"idle_cpu_percent"`
 	RequestsPerSec   float64 `json:"requests_per_sec,omitempty"`
+	Ingest           string  `json:"ingest,omitempty"` // ingest: jobs, events or webhooks
+	Rules            int     `json:"rules,omitempty"`  // ingest: rules matching every event
 	Connections      int     `json:"connections,omitempty"`
 	Server           string  `json:"server,omitempty"`
 	DurationSec      float64 `json:"duration_s"`
@@ -128,6 +132,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second; fanout: messages per second")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "latency, idle and ingest: how long to measure")
 	fs.IntVar(&o.connections, "connections", 64, "ingest: concurrent keep-alive HTTP connections; fanout: WebSocket connections (default 10000)")
+	fs.StringVar(&o.ingest, "ingest", ingestJobs, "ingest: what each request carries: jobs (POST /v1/jobs), events (POST /v1/events, a CloudEvent) or webhooks (POST /hooks/{source}, GitHub-signed)")
+	fs.IntVar(&o.rules, "rules", 0, "ingest: rules that match every event and enqueue a job from it (events and webhooks)")
 	fs.IntVar(&o.subscribers, "subscribers", 1000, "fanout: connections that read the published topic")
 	fs.IntVar(&o.stalled, "stalled", 1, "fanout: more subscribers that never read")
 	fs.DurationVar(&o.coalesce, "coalesce", 20*time.Millisecond, "fanout: the in-process server's coalescing window (serve --live-coalesce); 0 for none")
@@ -245,8 +251,8 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %.3f%% of one core over %.0fs\n", r.Backend, r.IdleCPUPercent, r.DurationSec)
 	case "ingest":
-		fmt.Fprintf(w, "%s ingest: %d POST /v1/jobs over %d connections in %.1fs: %.0f requests/s, p50 %.2f ms, p99 %.2f ms\n",
-			r.Backend, r.Jobs, r.Connections, r.DurationSec, r.RequestsPerSec, r.LatencyP50Ms, r.LatencyP99Ms)
+		fmt.Fprintf(w, "%s ingest: %d requests (%s, %d rules) over %d connections in %.1fs: %.0f requests/s, p50 %.2f ms, p99 %.2f ms\n",
+			r.Backend, r.Jobs, r.Ingest, r.Rules, r.Connections, r.DurationSec, r.RequestsPerSec, r.LatencyP50Ms, r.LatencyP99Ms)
 	}
 }
 

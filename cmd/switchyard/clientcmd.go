@@ -1,10 +1,10 @@
 package main
 
-// The plumbing shared by the client subcommands (jobs, queues, tenants,
-// users, keys, audit, whoami): the flags every one of them takes, finding
-// the credential (an API key or the session 'switchyard login' saved), flags
-// after positional arguments, subcommand groups, and turning API errors into
-// one line.
+// The plumbing shared by the client subcommands (jobs, queues, events,
+// rules, tenants, users, keys, audit, whoami): the flags every one of them
+// takes, finding the credential (an API key or the session 'switchyard
+// login' saved), flags after positional arguments, subcommand groups, and
+// turning API errors into one line.
 
 import (
 	"bytes"

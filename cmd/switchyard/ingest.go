@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +46,9 @@ type ingestTarget struct {
 	url     string // base URL, as http://127.0.0.1:PORT
 	key     string
 	backend string
+	// sourceID and sourceSecret: the GitHub-style source that webhook
+	// requests go to (--ingest webhooks).
+	sourceID, sourceSecret string
 	// stop shuts an in-process server down and removes its jobs; nil for a
 	// server the benchmark did not start.
 	stop func() error
@@ -63,12 +65,17 @@ func benchIngest(ctx context.Context, o benchOptions) (res benchResult, err erro
 		}
 		defer func() { err = errors.Join(err, t.stop()) }()
 	}
-	res = benchResult{Backend: t.backend, Mode: "ingest", Connections: o.connections}
+	res = benchResult{Backend: t.backend, Mode: "ingest", Ingest: o.ingest, Rules: o.rules, Connections: o.connections}
 	if o.server != "" {
 		res.Server = t.url
 	}
+	shape, err := newIngestShape(o.ingest, t)
+	if err != nil {
+		return res, err
+	}
 	l := ingestLoad{
-		url:      t.url + "/v1/jobs",
+		url:      t.url + shape.path,
+		shape:    shape,
 		key:      t.key,
 		conns:    o.connections,
 		warmup:   min(ingestWarmup, o.duration/5),
@@ -146,6 +153,22 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 		return nil, err
 	}
 	keyID = key.ID
+	var src *switchyard.Source
+	if o.ingest == ingestWebhooks {
+		if src, err = c.CreateSource(ctx, "bench", switchyard.SourceSpec{Scheme: switchyard.SchemeGitHub}); err != nil {
+			return nil, err
+		}
+	}
+	// --rules: rules that match every request's event, each enqueueing a
+	// job from it (to the paused queue), so that their cost is measured.
+	for i := range o.rules {
+		if _, err := c.CreateRule(ctx, fmt.Sprintf("bench-%d", i), switchyard.RuleSpec{
+			Types: []string{ingestEventType, "github.*"}, Enabled: true, Filter: `data.i >= 0`,
+			Actions: []switchyard.RuleAction{{Type: switchyard.RuleEnqueue, Queue: ingestQueue, Kind: "noop", Args: `{"i": data.i}`}},
+		}); err != nil {
+			return nil, err
+		}
+	}
 	// The benchmark's one key sends far more than a client's default
 	// share; the limiter still runs, so its cost is measured.
 	unlimited := switchyard.RateLimit{RequestsPerSecond: 1e9, Burst: 1e9}
@@ -169,7 +192,7 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	ok = true
-	return &ingestTarget{
+	t := &ingestTarget{
 		url:     "http://" + ln.Addr().String(),
 		key:     secret,
 		backend: c.Backend(),
@@ -180,7 +203,11 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 			}
 			return err
 		},
-	}, nil
+	}
+	if src != nil {
+		t.sourceID, t.sourceSecret = src.ID, src.Secrets[0]
+	}
+	return t, nil
 }
 
 // cleanupIngest stops the server (if started) and the client and deletes
@@ -248,6 +275,7 @@ func (h splitLogHandler) WithGroup(name string) slog.Handler {
 // which measurably took throughput from the server it measures.
 type ingestLoad struct {
 	url      string
+	shape    *ingestShape
 	key      string
 	conns    int
 	warmup   time.Duration
@@ -391,8 +419,8 @@ func (l *ingestLoad) fail(err error) {
 type ingestSender struct {
 	l    *ingestLoad
 	u    *url.URL
-	head []byte // the request up to the Content-Length value
-	buf  []byte // the request being sent
+	req  func(b []byte, seq int64) []byte // appends request seq
+	buf  []byte                           // the request being sent
 	br   *bufio.Reader
 	lat  []time.Duration
 	conn net.Conn // the loop's; nil until dialled and after the server closed it
@@ -402,24 +430,13 @@ type ingestSender struct {
 	closed bool
 }
 
-const (
-	ingestBodyHead = `{"kind":"noop","queue":"` + ingestQueue + `","args":{"i":`
-	ingestBodyTail = `}}`
-)
-
 func (l *ingestLoad) newSender(u *url.URL, samples int) *ingestSender {
-	head := "POST " + u.RequestURI() + " HTTP/1.1\r\n" +
-		"Host: " + u.Host + "\r\n" +
-		"User-Agent: switchyard-bench/" + version + "\r\n" +
-		"Content-Type: application/json\r\n" +
-		"Authorization: Bearer " + l.key + "\r\n" +
-		"Content-Length: "
 	return &ingestSender{
-		l:    l,
-		u:    u,
-		head: []byte(head),
-		buf:  make([]byte, 0, len(head)+128),
-		lat:  make([]time.Duration, 0, samples),
+		l:   l,
+		u:   u,
+		req: l.shape.newRequest(u, l.key),
+		buf: make([]byte, 0, 1024),
+		lat: make([]time.Duration, 0, samples),
 	}
 }
 
@@ -446,7 +463,8 @@ func (s *ingestSender) loop(ctx context.Context) {
 	}
 }
 
-// send posts one job and reads the whole answer, which must be 201.
+// send posts one request and reads the whole answer, which must have the
+// shape's status.
 func (s *ingestSender) send(ctx context.Context) error {
 	c := s.conn
 	if c == nil {
@@ -455,13 +473,7 @@ func (s *ingestSender) send(ctx context.Context) error {
 			return err
 		}
 	}
-	var num [20]byte
-	i := strconv.AppendInt(num[:0], s.l.seq.Add(1), 10)
-	b := append(s.buf[:0], s.head...)
-	b = strconv.AppendInt(b, int64(len(ingestBodyHead)+len(i)+len(ingestBodyTail)), 10)
-	b = append(b, "\r\n\r\n"+ingestBodyHead...)
-	b = append(b, i...)
-	b = append(b, ingestBodyTail...)
+	b := s.req(s.buf[:0], s.l.seq.Add(1))
 	s.buf = b
 	if err := c.SetDeadline(time.Now().Add(ingestRequestTimeout)); err != nil {
 		return err
@@ -473,7 +485,7 @@ func (s *ingestSender) send(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusCreated {
+	if resp.StatusCode != s.l.shape.status {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))

@@ -30,12 +30,14 @@ func commands() []command {
 	return []command{
 		{"audit", "read a tenant's audit log: who did what, when, with what result", runAudit},
 		{"bench", "measure throughput, latency and idle cost on a database", runBench},
+		{"events", "send CloudEvents, list and inspect recorded events and their dispatch", runEvents},
 		{"jobs", "enqueue, get, list, cancel, retry and delete jobs on a server", runJobs},
 		{"keys", "create, list, inspect and revoke a tenant's API keys", runKeys},
 		{"login", "log in as a user and save the session for later commands", runLogin},
 		{"logout", "end the saved session and delete it", runLogout},
 		{"migrate", "apply pending database migrations", runMigrate},
 		{"queues", "list, pause, resume and configure queues on a server", runQueues},
+		{"rules", "create, list, inspect, replace and delete event rules", runRules},
 		{"serve", "run the server: HTTP API and workers", runServe},
 		{"tenants", "create, list, inspect and change tenants", runTenants},
 		{"users", "add, list, change and remove a tenant's members", runUsers},
@@ -60,8 +62,8 @@ Every flag has an environment twin SWITCHYARD_<FLAG> (dashes become
 underscores), except the few that --help marks as command line only; a
 flag on the command line wins over the environment.
 
-The client commands (audit, jobs, keys, queues, tenants, users, whoami,
-workers) talk to --server (SWITCHYARD_URL, default http://localhost:8080)
+The client commands (audit, events, jobs, keys, queues, rules, tenants,
+users, whoami, workers) talk to --server (SWITCHYARD_URL, default http://localhost:8080)
 with the first credential found: --api-key (SWITCHYARD_API_KEY); --key-file
 when given; the session 'switchyard login' saved for that server; the key
 file switchyard.key in the working directory, which 'switchyard serve'

@@ -57,7 +57,8 @@ const multiNodeKey = "multinode-test-admin-key-0123456789"
 func startNode(t *testing.T, name, db string) *node {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--db", db, "--addr", "127.0.0.1:0", "--node-id", name,
-		"--lease-duration", "3s", "--shutdown-timeout", "10s", "--access-log=false")
+		"--lease-duration", "3s", "--shutdown-timeout", "10s", "--access-log=false",
+		"--allow-private") // the jobs call a receiver on loopback
 	cmd.Env = append(os.Environ(), childEnv+"=1", "SWITCHYARD_ADMIN_KEY="+multiNodeKey)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

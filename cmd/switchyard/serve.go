@@ -54,6 +54,8 @@ type serveSettings struct {
 	ipRateLimit     float64
 	ipRateBurst     int
 	auditRetention  time.Duration
+	eventRetention  time.Duration
+	allowPrivate    bool
 
 	liveConnsPerIP   int
 	liveConnsPerCred int
@@ -103,6 +105,8 @@ func serveFlags(fs *flag.FlagSet, s *serveSettings) {
 	fs.Float64Var(&s.ipRateLimit, "ip-rate-limit", 5, "requests per second allowed to each client IP on the unauthenticated login and refresh routes; 0 for no limit")
 	fs.IntVar(&s.ipRateBurst, "ip-rate-burst", 20, "requests a client IP may send at once to the login and refresh routes")
 	fs.DurationVar(&s.auditRetention, "audit-retention", 400*24*time.Hour, "how long audit log entries are kept")
+	fs.DurationVar(&s.eventRetention, "event-retention", 30*24*time.Hour, "how long received events, and the log of their deliveries, are kept")
+	fs.BoolVar(&s.allowPrivate, "allow-private", false, "let webhook deliveries and http jobs reach loopback, private and link-local addresses (development and tests only)")
 	fs.IntVar(&s.liveConnsPerIP, "live-conns-per-ip", 1000, "open WebSocket and SSE connections allowed to one client IP on this node (429 beyond); 0 for no limit")
 	fs.IntVar(&s.liveConnsPerCred, "live-conns-per-cred", 1000, "open WebSocket and SSE connections allowed to one API key, user or subscription-token subject on this node (429 beyond); 0 for no limit")
 	fs.Int64Var(&s.liveMessageBytes, "live-message-bytes", 65536, "largest WebSocket message a client may send; a larger one closes its connection (1009)")
@@ -196,6 +200,9 @@ func (s *serveSettings) check() error {
 	}
 	if s.liveBuffer < 1 {
 		errs = append(errs, fmt.Errorf("live-buffer must be at least 1, got %d", s.liveBuffer))
+	}
+	if s.eventRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("event-retention must be at least 1h, got %s", s.eventRetention))
 	}
 	if s.auditRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("audit-retention must be at least 24h, got %s", s.auditRetention))
@@ -345,6 +352,8 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 		AllTenants:         true,
 		DefaultConcurrency: s.concurrency,
 		AuditRetention:     s.auditRetention,
+		Retention:          switchyard.Retention{Events: s.eventRetention},
+		Deliveries:         switchyard.DeliveryConfig{AllowPrivateTargets: s.allowPrivate},
 		LeaseDuration:      s.leaseDuration,
 		ShutdownTimeout:    s.shutdownTimeout,
 		Topics:             switchyard.TopicsConfig{SubscriberBuffer: s.liveBuffer},
@@ -358,7 +367,7 @@ func serve(ctx context.Context, s serveSettings, log *slog.Logger, stdout io.Wri
 	if err := c.Ready(ctx); err != nil {
 		return err
 	}
-	if err := kinds.Register(c, kinds.Config{}); err != nil {
+	if err := kinds.Register(c, kinds.Config{AllowPrivateTargets: s.allowPrivate}); err != nil {
 		return err
 	}
 	if err := ensureAdminKey(ctx, c, s, log, stdout); err != nil {

@@ -639,7 +639,7 @@ func startSQLiteServe(t *testing.T, args ...string) (p *serveProc, db, key strin
 // runs: serve waits for it, and it succeeds.
 func TestServeShutdownFinishesRunningJobs(t *testing.T) {
 	t.Parallel()
-	p, db, key := startSQLiteServe(t)
+	p, db, key := startSQLiteServe(t, "--allow-private") // the receiver is on loopback
 	a := newServeAPI(t, p.url)
 	// The job calls a receiver that holds the call until the shutdown has
 	// begun: the job is surely running (not just leased) when it does.

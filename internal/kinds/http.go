@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/webhook"
 )
 
 // Limits of the http kind.
@@ -183,27 +183,15 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-func newHTTPClient() *http.Client {
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		// The SSRF guard goes here: a DialContext (or the dialer's Control
-		// hook, which sees the resolved address) that refuses private,
-		// loopback and link-local addresses. Behind a proxy it would see the
-		// proxy's address instead, so the guard must account for Proxy.
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &http.Client{
-		Transport: transport,
-		// A redirect could take the request (and its headers) anywhere; the
-		// job ends dead instead, naming the Location.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+// newHTTPClient is the http kind's default client: webhook.NewHTTPClient,
+// whose guard checks every address it connects to (after DNS, so neither a
+// name resolving to an internal address nor DNS rebinding gets past it)
+// and which uses no proxy, since a proxy would connect where the guard
+// cannot see. It follows no redirect: a redirect could take the request
+// (and its headers) anywhere; the job ends dead instead, naming the
+// Location. It has no overall timeout: each job's own applies.
+func newHTTPClient(allowPrivate bool) *http.Client {
+	return webhook.NewHTTPClient(webhook.Guard{AllowPrivate: allowPrivate}, 0)
 }
 
 type httpKind struct {
@@ -255,7 +243,13 @@ func (k *httpKind) run(ctx context.Context, job *switchyard.Job[HTTPArgs]) error
 
 	resp, err := k.cfg.HTTPClient.Do(hr)
 	if err != nil {
-		return requestError(ctx, reqCtx, what, req.timeout, err)
+		err = requestError(ctx, reqCtx, what, req.timeout, err)
+		if errors.Is(err, webhook.ErrForbiddenAddress) {
+			// The URL leads to an internal address: retrying would only
+			// knock on the same door.
+			return switchyard.Discard(err)
+		}
+		return err
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))

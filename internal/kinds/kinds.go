@@ -25,10 +25,20 @@ const (
 
 // Config configures the built-in kinds. The zero value takes every default.
 type Config struct {
-	// HTTPClient used by the http kind. Default: a client that does not
-	// follow redirects (its CheckRedirect returns http.ErrUseLastResponse)
-	// and has no overall timeout (each job's timeout applies).
+	// HTTPClient used by the http kind. Default: webhook.NewHTTPClient, a
+	// client that refuses loopback, private, link-local (cloud metadata)
+	// and other non-public addresses when it connects, uses no proxy, does
+	// not follow redirects (its CheckRedirect returns
+	// http.ErrUseLastResponse) and has no overall timeout (each job's
+	// timeout applies). A client given here is used as it is, guard or no
+	// guard.
 	HTTPClient *http.Client
+	// AllowPrivateTargets lets the default HTTPClient call non-public
+	// addresses, such as a service on the same machine, for development
+	// and tests. Off, jobs cannot be used to reach internal services
+	// (server-side request forgery): their calls fail, and end dead.
+	// Ignored when HTTPClient is set.
+	AllowPrivateTargets bool
 	// UserAgent sent by the http kind unless a job sets its own. Default
 	// "switchyard".
 	UserAgent string
@@ -56,7 +66,7 @@ func Register(c *switchyard.Client, cfg Config) error {
 		return errors.New("kinds: register: user agent contains control characters")
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = newHTTPClient()
+		cfg.HTTPClient = newHTTPClient(cfg.AllowPrivateTargets)
 	}
 	switchyard.Handle(c, runNoop)
 	switchyard.Handle(c, runSleep)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -203,7 +204,7 @@ func TestHTTPSuccessRecordsResult(t *testing.T) {
 			}
 			_, _ = io.WriteString(w, tc.body)
 		})
-		c := startClient(t, db, Config{MaxResponseBytes: limit})
+		c := startClient(t, db, Config{MaxResponseBytes: limit, AllowPrivateTargets: true})
 		ids := make([]string, len(cases))
 		for i := range cases {
 			ids[i] = enqueueRaw(t, c, KindHTTP, mustJSON(t, map[string]string{"url": url + casePath(i)}), nil).ID
@@ -255,7 +256,7 @@ func TestHTTPRequestBodyAndHeaders(t *testing.T) {
 	}
 	testdb.ForEachBackend(t, func(t *testing.T, db string) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {})
-		c := startClient(t, db, Config{})
+		c := startClient(t, db, Config{AllowPrivateTargets: true})
 		jobs := make([]*switchyard.JobRow, len(cases))
 		for i, tc := range cases {
 			jobs[i] = enqueueRaw(t, c, KindHTTP, strings.ReplaceAll(tc.args, "%URL%", url+casePath(i)), nil)
@@ -318,7 +319,7 @@ func TestHTTPServerErrorRetriesThenSucceeds(t *testing.T) {
 				_, _ = io.WriteString(w, "oops "+strings.Repeat("x", 300))
 			}
 		})
-		c := startClient(t, db, Config{UserAgent: "acme/1"})
+		c := startClient(t, db, Config{UserAgent: "acme/1", AllowPrivateTargets: true})
 		job := enqueueRaw(t, c, KindHTTP, `{"url": "`+url+`/a?b=c"}`, nil)
 		first, second := wait(t, seen, "first attempt"), wait(t, seen, "second attempt")
 		if first.header.Get("User-Agent") != "acme/1" || second.header.Get("User-Agent") != "acme/1" {
@@ -349,7 +350,7 @@ func TestHTTPRetryAfter(t *testing.T) {
 			w.Header().Set("Retry-After", "3600")
 			w.WriteHeader(http.StatusTooManyRequests)
 		})
-		c := startClient(t, db, Config{})
+		c := startClient(t, db, Config{AllowPrivateTargets: true})
 		before := time.Now()
 		job := enqueueRaw(t, c, KindHTTP, `{"url": "`+url+`"}`, nil)
 		wait(t, seen, "request")
@@ -386,7 +387,7 @@ func TestHTTPEndsDead(t *testing.T) {
 		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
 
-		c := startClient(t, db, Config{})
+		c := startClient(t, db, Config{AllowPrivateTargets: true})
 		missing := enqueueRaw(t, c, KindHTTP, `{"url": "`+srv.URL+`/missing"}`, nil)
 		moved := enqueueRaw(t, c, KindHTTP, `{"url": "`+srv.URL+`/moved", "method": "GET"}`, nil)
 		wait(t, seen, "first request")
@@ -423,7 +424,7 @@ func TestHTTPTimeoutAndNetworkError(t *testing.T) {
 		closed := httptest.NewServer(http.NotFoundHandler())
 		closed.Close() // nothing listens there any more
 
-		c := startClient(t, db, Config{})
+		c := startClient(t, db, Config{AllowPrivateTargets: true})
 		opts := &switchyard.EnqueueOpts{MaxAttempts: 1}
 		timeout := enqueueRaw(t, c, KindHTTP, `{"url": "`+blocking.URL+`", "timeout": "50ms"}`, opts)
 		refused := enqueueRaw(t, c, KindHTTP, `{"url": "`+closed.URL+`", "method": "GET"}`, opts)
@@ -445,7 +446,7 @@ func TestHTTPErrorsHideSecrets(t *testing.T) {
 		url, seen := server(t, func(w http.ResponseWriter, r *http.Request, n int) {
 			w.WriteHeader(http.StatusBadRequest)
 		})
-		c := startClient(t, db, Config{})
+		c := startClient(t, db, Config{AllowPrivateTargets: true})
 		withUser := strings.Replace(url, "http://", "http://user:hunter2@", 1)
 		job := enqueueRaw(t, c, KindHTTP, `{"url": "`+withUser+`", "headers": {"Authorization": "Bearer hunter2"}}`, nil)
 		req := wait(t, seen, "request")
@@ -459,6 +460,47 @@ func TestHTTPErrorsHideSecrets(t *testing.T) {
 		}
 		if msg := got.Errors[0].Message; strings.Contains(msg, "hunter2") || !strings.Contains(msg, "400 Bad Request") {
 			t.Fatalf("error = %q", msg)
+		}
+	})
+}
+
+// TestHTTPRefusesPrivateTargets: by default a job cannot reach this
+// machine or the cloud metadata service, however the URL spells the
+// address, and ends dead at once instead of retrying.
+func TestHTTPRefusesPrivateTargets(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
+		var conns atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		port := srv.Listener.Addr().(*net.TCPAddr).Port
+
+		c := startClient(t, db, Config{})
+		urls := []string{
+			srv.URL,
+			fmt.Sprintf("http://localhost:%d/", port),
+			fmt.Sprintf("http://[::ffff:127.0.0.1]:%d/", port),
+			"http://169.254.169.254/latest/meta-data/",
+		}
+		ids := make([]string, len(urls))
+		for i, u := range urls {
+			ids[i] = enqueueRaw(t, c, KindHTTP, mustJSON(t, map[string]string{"url": u, "method": "GET"}), nil).ID
+		}
+		for i, id := range ids {
+			got := waitState(t, c, id, switchyard.StateDead, switchyard.StateSucceeded)
+			if got.State != switchyard.StateDead || got.Attempt != 1 || len(got.Errors) != 1 ||
+				!strings.Contains(got.Errors[0].Message, "forbidden address") {
+				t.Errorf("%s: job = state %s attempt %d errors %+v; want dead at once, naming the forbidden address", urls[i], got.State, got.Attempt, got.Errors)
+			}
+		}
+		if n := conns.Load(); n != 0 {
+			t.Fatalf("the loopback server accepted %d connections", n)
 		}
 	})
 }

@@ -35,8 +35,12 @@ func policy(method, pattern string) string {
 		return switchyard.RoleInstanceAdmin // creating and changing tenants
 	case strings.HasPrefix(pattern, "/v1/users"), strings.HasPrefix(pattern, "/v1/keys"), pattern == "/v1/audit":
 		return switchyard.RoleAdmin // members, keys and the audit log (other users than oneself)
+	case strings.HasPrefix(pattern, "/v1/rules") && method != "GET":
+		return switchyard.RoleAdmin // rules change what every event does, as queue settings do
 	case method == "GET":
-		return switchyard.RoleViewer // reading jobs and queues
+		return switchyard.RoleViewer // reading jobs, queues, events and rules
+	case method == "POST" && pattern == "/v1/events":
+		return switchyard.RoleOperator // sending events, which may enqueue jobs
 	case method == "DELETE" && pattern == "/v1/jobs/{id}", method == "PATCH" && pattern == "/v1/queues/{name}":
 		return switchyard.RoleAdmin // deleting jobs, queue settings
 	case method == "POST" && (strings.HasPrefix(pattern, "/v1/jobs") || strings.HasPrefix(pattern, "/v1/queues/")):
@@ -155,7 +159,8 @@ func success(rt server.Route, cred credential) int {
 	case rt.Pattern == "/v1/topics/{topic}/publish":
 		return http.StatusAccepted
 	case rt.Method == "POST" && (rt.Pattern == "/v1/jobs" || rt.Pattern == "/v1/jobs/batch" ||
-		rt.Pattern == "/v1/tenants" || rt.Pattern == "/v1/users" || rt.Pattern == "/v1/keys"):
+		rt.Pattern == "/v1/tenants" || rt.Pattern == "/v1/users" || rt.Pattern == "/v1/keys" ||
+		rt.Pattern == "/v1/events" || rt.Pattern == "/v1/rules"):
 		return http.StatusCreated
 	}
 	return http.StatusOK
@@ -282,7 +287,23 @@ func (m *matrix) fixture(rt server.Route, tenant string, cred credential) (path,
 		in.want(201, "POST", "/v1/keys", `{"name":"fixture","role":"viewer"}`).decode(m.t, &k)
 		return k.Key.ID
 	}
+	event := func() string {
+		return id(in.want(201, "POST", "/v1/events", `{"specversion":"1.0","id":"`+m.unique("e")+`","source":"/matrix","type":"matrix.test"}`))
+	}
+	rule := func() string {
+		return id(in.want(201, "POST", "/v1/rules", `{"name":"`+m.unique("rule")+`","types":["matrix.*"],"actions":[{"type":"publish","topic":"matrix"}]}`))
+	}
 	switch rt.Method + " " + rt.Pattern {
+	case "POST /v1/events":
+		return rt.Pattern, `{"specversion":"1.0","id":"` + m.unique("e") + `","source":"/matrix","type":"matrix.test"}`
+	case "GET /v1/events/{id}":
+		return "/v1/events/" + event(), ""
+	case "POST /v1/rules":
+		return rt.Pattern, `{"name":"` + m.unique("rule") + `","types":["matrix.*"],"actions":[{"type":"publish","topic":"matrix"}]}`
+	case "GET /v1/rules/{id}", "DELETE /v1/rules/{id}":
+		return "/v1/rules/" + rule(), ""
+	case "PUT /v1/rules/{id}":
+		return "/v1/rules/" + rule(), `{"name":"` + m.unique("renamed") + `","types":["matrix.*"],"enabled":false,"actions":[{"type":"publish","topic":"matrix"}]}`
 	case "POST /v1/auth/login":
 		return rt.Pattern, fmt.Sprintf(`{"email":"owner@acme.test","password":%q}`, matrixPassword)
 	case "POST /v1/auth/refresh":

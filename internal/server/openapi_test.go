@@ -469,13 +469,14 @@ func (d *apiDoc) matchPath(method, path string) (template string, ok bool) {
 
 // exchange is one request sent to the server and its answer.
 type exchange struct {
-	method, path string // path may carry a query
-	noKey        bool   // send no Authorization header
-	key          string // bearer key instead of the admin key
-	contentType  string // of body; "" with a body means application/json
-	body         string // "" sends none
-	requestID    string // sent as X-Request-Id; "" sends none
-	tenant       string // sent as Switchyard-Tenant; "" sends none
+	method, path string            // path may carry a query
+	noKey        bool              // send no Authorization header
+	key          string            // bearer key instead of the admin key
+	contentType  string            // of body; "" with a body means application/json
+	body         string            // "" sends none
+	requestID    string            // sent as X-Request-Id; "" sends none
+	tenant       string            // sent as Switchyard-Tenant; "" sends none
+	headers      map[string]string // further request headers
 	// docRejects says the document's request schema must reject body (the
 	// server refuses it for a reason the schema can express).
 	docRejects bool
@@ -545,6 +546,9 @@ func (o *openapiRunner) do(want int, x *exchange) *exchange {
 	if x.tenant != "" {
 		req.Header.Set("Switchyard-Tenant", x.tenant)
 	}
+	for name, v := range x.headers {
+		req.Header.Set(name, v)
+	}
 	resp, err := o.hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", x.method, x.path, err)
@@ -580,8 +584,12 @@ func (o *openapiRunner) do(want int, x *exchange) *exchange {
 		t.Fatalf("%s: the document has no operation for %s %s", where, x.method, path)
 	}
 	opPtr := d.operation(x.method, tmpl)
+	contentType := x.contentType
+	if x.headers["ce-specversion"] != "" {
+		contentType = "*/*" // a binary CloudEvent: the body is its data
+	}
 	if x.docRejects {
-		d.checkRequest(t, where, opPtr, x.body, false)
+		d.checkRequest(t, where, opPtr, contentType, x.body, false)
 	}
 	respPtr := opPtr + "/responses/" + strconv.Itoa(x.status)
 	if _, err := d.lookup(respPtr); err != nil {
@@ -629,7 +637,7 @@ func (o *openapiRunner) do(want int, x *exchange) *exchange {
 
 	// A request body the server took must be one the document allows.
 	if x.body != "" && x.status < 300 {
-		d.checkRequest(t, where, opPtr, x.body, true)
+		d.checkRequest(t, where, opPtr, contentType, x.body, true)
 	}
 	return x
 }
@@ -645,15 +653,28 @@ func (o *openapiRunner) checkRequestID(where string, x *exchange) {
 }
 
 // checkRequest validates a request body against the operation's documented
-// request schema; valid says whether it must pass or fail.
-func (d *apiDoc) checkRequest(t *testing.T, where, opPtr, body string, valid bool) {
+// request schema for its content type (application/json if none is given);
+// valid says whether it must pass or fail. A body the document takes as
+// any media type (*/*, as binary CloudEvents) is not checked.
+func (d *apiDoc) checkRequest(t *testing.T, where, opPtr, contentType, body string, valid bool) {
 	t.Helper()
-	_, rbPtr, err := d.deref(opPtr + "/requestBody")
+	rb, rbPtr, err := d.deref(opPtr + "/requestBody")
 	if err != nil {
 		t.Errorf("%s: the document has no request body for it: %v", where, err)
 		return
 	}
-	sch, err := d.schema(rbPtr + "/content/application~1json/schema")
+	mt := "application/json"
+	if contentType != "" {
+		mt, _, _ = mime.ParseMediaType(contentType)
+	}
+	content, _ := rb["content"].(map[string]any)
+	if _, ok := content[mt]; !ok || mt == "*/*" {
+		if _, any := content["*/*"]; any {
+			return
+		}
+		mt = "application/json"
+	}
+	sch, err := d.schema(rbPtr + "/content/" + escapeToken(mt) + "/schema")
 	if err != nil {
 		t.Fatalf("%s: request schema: %v", where, err)
 	}
@@ -1268,4 +1289,81 @@ func TestOpenAPILiveResponsesMatch(t *testing.T) {
 			t.Errorf("no %s object was checked", typ)
 		}
 	}
+}
+
+// TestOpenAPIEventsMatch holds the events and rules routes to the
+// document: every mode of sending, repeats, batches, the dispatch of
+// rules, and the refusals.
+func TestOpenAPIEventsMatch(t *testing.T) {
+	t.Parallel()
+	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{NotStarted: true})
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	o := &openapiRunner{t: t, d: loadDoc(t, true), hc: &http.Client{Transport: transport}, baseURL: srv.URL, adminKey: srv.AdminKey}
+	str := func(v any) string { s, _ := v.(string); return s }
+
+	// Rules.
+	rule := `{"name":"thumbs","types":["image.*"],"filter":"data.size > 1000","actions":[
+		{"type":"enqueue","queue":"img","kind":"noop","args":"{\"url\": data.url}","priority":2,"max_attempts":3,"delay":"1h","unique_key":"data.url"},
+		{"type":"publish","topic":"images"}]}`
+	x := o.do(201, &exchange{method: "POST", path: "/v1/rules", body: rule})
+	ruleID := str(x.obj()["id"])
+	if x.header.Get("Location") != "/v1/rules/"+ruleID || x.obj()["enabled"] != true {
+		t.Fatalf("created rule %v, Location %q", x.obj(), x.header.Get("Location"))
+	}
+	o.do(201, &exchange{method: "POST", path: "/v1/rules", body: `{"name":"broken","types":["broken.*"],"filter":"data.items[3] == 1","enabled":true,"actions":[{"type":"publish","topic":"b"}]}`})
+	o.do(409, &exchange{method: "POST", path: "/v1/rules", body: rule})
+	o.do(400, &exchange{method: "POST", path: "/v1/rules", body: `{"name":"x","actions":[{"type":"publish","topic":"b"}]}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/rules", body: `{"name":"x","types":["a"],"actions":[{"type":"mail"}]}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/rules", body: `{"name":"x","types":["a"],"filter":"data.size >","actions":[{"type":"publish","topic":"b"}]}`})
+	o.do(415, &exchange{method: "POST", path: "/v1/rules", contentType: "text/plain", body: rule})
+	o.do(200, &exchange{method: "GET", path: "/v1/rules"})
+	o.do(200, &exchange{method: "GET", path: "/v1/rules?limit=1"})
+	o.do(400, &exchange{method: "GET", path: "/v1/rules?name=x"})
+	o.do(200, &exchange{method: "GET", path: "/v1/rules/" + ruleID})
+	o.do(404, &exchange{method: "GET", path: "/v1/rules/rul_nosuch"})
+	o.do(200, &exchange{method: "PUT", path: "/v1/rules/" + ruleID, body: strings.Replace(rule, `"thumbs"`, `"thumbnails"`, 1)})
+	o.do(404, &exchange{method: "PUT", path: "/v1/rules/rul_nosuch", body: rule})
+	o.do(409, &exchange{method: "PUT", path: "/v1/rules/" + ruleID, body: `{"name":"broken","types":["x"],"actions":[{"type":"publish","topic":"b"}]}`})
+
+	// Events: structured, a repeat, application/json, binary, a batch.
+	img := `{"specversion":"1.0","id":"e1","source":"/uploads","type":"image.uploaded","subject":"a/1","time":"2026-01-02T03:04:05Z","ext1":"x","ext2":7,
+		"data":{"url":"https://cdn.test/a.png","size":2048}}`
+	x = o.do(201, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents+json", body: img})
+	evID := str(x.obj()["id"])
+	if x.header.Get("Location") != "/v1/events/"+evID || len(asList(x.obj()["dispatch"])) != 1 {
+		t.Fatalf("sent %s", x.resp)
+	}
+	o.do(200, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents+json", body: img})
+	o.do(201, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","id":"x1","source":"/b","type":"broken.thing","data":{"items":[]}}`})
+	o.do(201, &exchange{method: "POST", path: "/v1/events", contentType: "image/png", body: "\x89PNG",
+		headers: map[string]string{"ce-specversion": "1.0", "ce-id": "b1", "ce-source": "/cam", "ce-type": "blob.stored", "ce-myext": "v"}})
+	o.do(201, &exchange{method: "POST", path: "/v1/events", contentType: "application/json", body: `{"size":1}`,
+		headers: map[string]string{"ce-specversion": "1.0", "ce-id": "b2", "ce-source": "/cam", "ce-type": "image.small"}})
+	batch := `[{"specversion":"1.0","id":"k1","source":"/batch","type":"batch.item"},{"specversion":"1.0","id":"k2","source":"/batch","type":"batch.item","data_base64":"AAE="}]`
+	if p := o.do(200, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents-batch+json", body: batch}).obj(); len(asList(p["items"])) != 2 {
+		t.Errorf("batch answer %v", p)
+	}
+
+	// Refusals.
+	o.do(400, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"0.3","id":"z","source":"/b","type":"t"}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","source":"/b","type":"t"}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","id":"z","source":"/b","type":"t","Bad-Name":1}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents-batch+json", body: `[]`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents+json", body: `{"specversion":`})
+	o.do(413, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","id":"z","source":"/b","type":"t","data":"` + strings.Repeat("x", 300<<10) + `"}`})
+	o.do(415, &exchange{method: "POST", path: "/v1/events", contentType: "text/plain", body: "hello"})
+	o.do(401, &exchange{method: "POST", path: "/v1/events", noKey: true, body: img})
+
+	// Reading.
+	if p := o.do(200, &exchange{method: "GET", path: "/v1/events?limit=2"}).obj(); str(p["next_cursor"]) == "" {
+		t.Errorf("events by two = %v, want a next_cursor", p)
+	}
+	o.do(200, &exchange{method: "GET", path: "/v1/events?type=image.uploaded&source=/uploads&subject=a/1&since=2026-01-01T00:00:00Z&until=2027-01-01T00:00:00Z"})
+	o.do(400, &exchange{method: "GET", path: "/v1/events?since=yesterday"})
+	o.do(400, &exchange{method: "GET", path: "/v1/events?bogus=1"})
+	o.do(200, &exchange{method: "GET", path: "/v1/events/" + evID})
+	o.do(404, &exchange{method: "GET", path: "/v1/events/999999"})
+	o.do(204, &exchange{method: "DELETE", path: "/v1/rules/" + ruleID})
+	o.do(404, &exchange{method: "DELETE", path: "/v1/rules/" + ruleID})
 }

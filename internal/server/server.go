@@ -159,6 +159,18 @@ var routes = []route{
 
 	{Route: Route{"GET", "/v1/workers"}, minRole: viewer, handler: (*Server).listWorkers},
 
+	{Route: Route{"POST", "/v1/events"}, minRole: operator, action: "events.send", handler: (*Server).sendEvents},
+	{Route: Route{"GET", "/v1/events"}, minRole: viewer, handler: (*Server).listEvents},
+	{Route: Route{"GET", "/v1/events/{id}"}, minRole: viewer, handler: (*Server).getEvent},
+
+	// Rules change what the system does with every event: admin, as queue
+	// settings are.
+	{Route: Route{"POST", "/v1/rules"}, minRole: admin, action: "rules.create", handler: (*Server).createRule},
+	{Route: Route{"GET", "/v1/rules"}, minRole: viewer, handler: (*Server).listRules},
+	{Route: Route{"GET", "/v1/rules/{id}"}, minRole: viewer, handler: (*Server).getRule},
+	{Route: Route{"PUT", "/v1/rules/{id}"}, minRole: admin, action: "rules.update", handler: (*Server).updateRule},
+	{Route: Route{"DELETE", "/v1/rules/{id}"}, minRole: admin, action: "rules.delete", handler: (*Server).deleteRule},
+
 	// The live endpoints authenticate themselves (viewer or better, or a
 	// subscription token), taking ?token= and ?tenant= too: browsers
 	// cannot set headers on a WebSocket or an EventSource.
