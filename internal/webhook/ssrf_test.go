@@ -87,13 +87,13 @@ func TestGuardedClientRefusesLoopback(t *testing.T) {
 		{host: "[::ffff:127.0.0.1]"},
 		{host: "[::ffff:7f00:1]"},
 		{host: "[0:0:0:0:0:ffff:127.0.0.1]"},
-		{host: "[::127.0.0.1]"},         // IPv4-compatible
-		{host: "[64:ff9b::7f00:1]"},     // NAT64 of 127.0.0.1
-		{host: "[2002:7f00:1::1]"},      // 6to4 of 127.0.0.1
-		{host: "127.0.0.2"},             // the rest of 127/8
-		{host: "169.254.169.254"},       // cloud metadata
-		{host: "[fd00:ec2::254]"},       // cloud metadata, IPv6
-		{host: "[fe80::1%25lo]"},        // link-local with a zone
+		{host: "[::127.0.0.1]"},     // IPv4-compatible
+		{host: "[64:ff9b::7f00:1]"}, // NAT64 of 127.0.0.1
+		{host: "[2002:7f00:1::1]"},  // 6to4 of 127.0.0.1
+		{host: "127.0.0.2"},         // the rest of 127/8
+		{host: "169.254.169.254"},   // cloud metadata
+		{host: "[fd00:ec2::254]"},   // cloud metadata, IPv6
+		{host: "[fe80::1%25lo]"},    // link-local with a zone
 		{host: "2130706433", dnsMayFail: true},
 		{host: "0x7f.0.0.1", dnsMayFail: true},
 		{host: "0177.0.0.1", dnsMayFail: true},
@@ -276,21 +276,21 @@ func TestGuardCheck(t *testing.T) {
 	}
 	for _, s := range []string{
 		"8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2001:4860:4860::8888",
-		"::ffff:8.8.8.8",     // IPv4-mapped public
-		"64:ff9b::808:808",   // NAT64 of 8.8.8.8
-		"2002:808:808::1",    // 6to4 of 8.8.8.8
-		"100.63.255.255",     // just below carrier-grade NAT
-		"100.128.0.0",        // just above
-		"172.15.255.255",     // just below 172.16/12
-		"172.32.0.0",         // just above
-		"169.253.255.255",    // just below link-local
-		"192.0.1.1",          // just above 192.0.0/24
-		"198.20.0.0",         // just above benchmarking
-		"223.255.255.255",    // just below multicast
-		"2a00:1450:4001::1",  // Google, IPv6
-		"2001:4:112::1",      // AS112, not Teredo
-		"fbff:ffff::1",       // just below fc00::/7
-		"fe00::1",            // between fc00::/7 and fe80::/10
+		"::ffff:8.8.8.8",    // IPv4-mapped public
+		"64:ff9b::808:808",  // NAT64 of 8.8.8.8
+		"2002:808:808::1",   // 6to4 of 8.8.8.8
+		"100.63.255.255",    // just below carrier-grade NAT
+		"100.128.0.0",       // just above
+		"172.15.255.255",    // just below 172.16/12
+		"172.32.0.0",        // just above
+		"169.253.255.255",   // just below link-local
+		"192.0.1.1",         // just above 192.0.0/24
+		"198.20.0.0",        // just above benchmarking
+		"223.255.255.255",   // just below multicast
+		"2a00:1450:4001::1", // Google, IPv6
+		"2001:4:112::1",     // AS112, not Teredo
+		"fbff:ffff::1",      // just below fc00::/7
+		"fe00::1",           // between fc00::/7 and fe80::/10
 	} {
 		if err := (Guard{}).Check(netip.MustParseAddr(s)); err != nil {
 			t.Errorf("Check(%s) = %v, want nil", s, err)
