@@ -120,7 +120,7 @@ func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent)
 			TenantID: c.cfg.TenantID, Source: e.Source, EventID: e.ID, Type: e.Type, Subject: e.Subject,
 			Time: at, Body: body,
 		}
-		plan := eventPlan{c: c, event: e, body: body, rec: &recs[i], endpoints: byID, system: system}
+		plan := eventPlan{c: c, event: e, rec: &recs[i], endpoints: byID, system: system}
 		for _, r := range rules {
 			if (!system && r.rule.Matches(e.Type)) || (system && r.rule.MatchesSystem(e.Type)) {
 				plan.rule(r)
@@ -142,7 +142,13 @@ func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent)
 		msgs     []hub.Outgoing
 	)
 	for i, r := range res {
-		ev, err := eventFromStore(r.Event)
+		var ev *Event
+		var err error
+		if r.Existing {
+			ev, err = eventFromStore(r.Event)
+		} else {
+			ev = recordedEvent(r.Event, evs[i], store.ResolveOutcomes(recs[i].Outcomes, r.Jobs)) // what was sent: no need to parse it back
+		}
 		if err != nil {
 			release(enqueuedEvents(enqueued))
 			return nil, fmt.Errorf("switchyard: send events: %w", err)
@@ -163,7 +169,7 @@ func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent)
 		}
 	}
 	release(enqueuedEvents(enqueued))
-	if len(msgs) > 0 {
+	if len(msgs) > 0 && (c.events.sqliteFile == "" || localListeners(c.events.sqliteFile)) {
 		// The events are recorded; their live messages are best effort,
 		// like every topic message: a failure is logged, not returned.
 		if err := c.hub.PublishBatch(ctx, msgs); err != nil {
@@ -175,6 +181,16 @@ func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent)
 
 // maxTopicBytes bounds topic names and message types (the hub's limit).
 const maxTopicBytes = 256
+
+// recordedEvent is eventFromStore for an event just recorded from ce, with
+// what its rules did.
+func recordedEvent(e *store.Event, ce CloudEvent, dispatch []RuleOutcome) *Event {
+	if ce.Time != nil {
+		t := ce.Time.UTC()
+		ce.Time = &t
+	}
+	return &Event{ID: formatID(e.ID), ReceivedAt: e.ReceivedAt, CloudEvent: ce, Dispatch: dispatch}
+}
 
 func eventError(n, i int, err error) error {
 	if n > 1 {

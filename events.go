@@ -540,8 +540,7 @@ func removeLocalHub(file string, h *hub.Hub) {
 // the state (as it must, to start) reads them.
 //
 // Only "nobody" needs to be fresh: having found topics, it answers false
-// for a second without looking again, because hub.Stats costs a lock per
-// topic, and a hub with topics costs that on every look.
+// for a second without looking again.
 func (p *eventPublisher) nobodyListens() bool {
 	if p.sqliteFile == "" {
 		return false
@@ -550,16 +549,25 @@ func (p *eventPublisher) nobodyListens() bool {
 	if now.Sub(p.heard) < time.Second {
 		return false
 	}
-	localHubs.Lock()
-	hs := slices.Clone(localHubs.m[p.sqliteFile])
-	localHubs.Unlock()
-	for _, h := range hs {
-		if h.Stats().Topics > 0 {
-			p.heard = now
-			return false
-		}
+	if localListeners(p.sqliteFile) {
+		p.heard = now
+		return false
 	}
 	return true
+}
+
+// localListeners reports whether a hub of this process on the SQLite file
+// has a topic: on SQLite those are the only hubs that hear the file's
+// messages.
+func localListeners(file string) bool {
+	localHubs.Lock()
+	defer localHubs.Unlock()
+	for _, h := range localHubs.m[file] {
+		if h.HasTopics() {
+			return true
+		}
+	}
+	return false
 }
 
 // queueTopic returns queue.{name}, reusing the string.

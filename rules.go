@@ -191,7 +191,6 @@ type compiledRule struct {
 type eventPlan struct {
 	c         *Client
 	event     *CloudEvent
-	body      []byte
 	rec       *store.EventRecord
 	topics    []string
 	endpoints map[string]*Endpoint // the tenant's, by id
@@ -201,14 +200,27 @@ type eventPlan struct {
 }
 
 func (p *eventPlan) expressionEnv() (*dispatch.Event, error) {
-	if p.env == nil {
-		env, err := dispatch.Env(p.body)
-		if err != nil {
-			return nil, err
-		}
-		p.env = env
+	if p.env != nil {
+		return p.env, nil
 	}
-	return p.env, nil
+	e := p.event
+	env := &dispatch.Event{
+		ID: e.ID, Source: e.Source, Type: e.Type, Subject: e.Subject, SpecVersion: e.SpecVersion,
+		DataContentType: e.DataContentType, DataSchema: e.DataSchema, Extensions: e.Extensions,
+	}
+	if e.Time != nil {
+		env.Time = e.Time.UTC().Format(time.RFC3339Nano)
+	}
+	if env.Extensions == nil {
+		env.Extensions = map[string]any{}
+	}
+	if len(e.Data) > 0 {
+		if err := json.Unmarshal(e.Data, &env.Data); err != nil {
+			return nil, fmt.Errorf("data: %w", err)
+		}
+	}
+	p.env = env
+	return env, nil
 }
 
 // rule evaluates one rule whose types matched, and records its outcome.

@@ -385,6 +385,11 @@ func (h *Hub) subscriberCount() int {
 	return len(h.subs)
 }
 
+// HasTopics reports whether anyone subscribes to anything on this hub: a
+// message is delivered only to a topic that exists, and only Subscribe
+// creates topics.
+func (h *Hub) HasTopics() bool { return h.topicCount() > 0 }
+
 func (h *Hub) topicCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

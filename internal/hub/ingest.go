@@ -50,6 +50,13 @@ func (h *Hub) ingest(n store.Notification) {
 		h.resync("the store's notifications were interrupted")
 		return
 	}
+	if !h.HasTopics() {
+		// Nobody subscribes here: nothing to fetch, decode or deliver. A
+		// subscription made meanwhile begins after this message, which
+		// was published before it.
+		h.metrics.skipped()
+		return
+	}
 	var p []byte
 	if n.HubRef != 0 {
 		h.noteStoredPayload()

@@ -17,6 +17,7 @@ const (
 type metrics struct {
 	publishedN prometheus.Counter
 	receivedN  prometheus.Counter
+	skippedN   prometheus.Counter
 	deliveredN prometheus.Counter
 	sendErrors prometheus.Counter
 	storedN    prometheus.Counter
@@ -36,7 +37,11 @@ func newMetrics(h *Hub, reg prometheus.Registerer) (*metrics, error) {
 		}),
 		receivedN: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_hub_messages_received_total",
-			Help: "Messages this node heard from the store, published on any node.",
+			Help: "Messages this node heard from the store, published on any node, and read while it had subscribers.",
+		}),
+		skippedN: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_hub_sends_skipped_total",
+			Help: "Sends this node heard from the store and left unread because nobody subscribed to anything here.",
 		}),
 		deliveredN: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_hub_messages_delivered_total",
@@ -54,7 +59,7 @@ func newMetrics(h *Hub, reg prometheus.Registerer) (*metrics, error) {
 		resync: evictions.WithLabelValues(reasonResync),
 	}
 	cs := []prometheus.Collector{
-		m.publishedN, m.receivedN, m.deliveredN, m.sendErrors, m.storedN, evictions,
+		m.publishedN, m.receivedN, m.skippedN, m.deliveredN, m.sendErrors, m.storedN, evictions,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchyard_hub_subscribers",
 			Help: "Open hub subscribers (connections) on this node.",
@@ -81,6 +86,12 @@ func (m *metrics) published(n int) {
 func (m *metrics) received(n int) {
 	if m != nil && n > 0 {
 		m.receivedN.Add(float64(n))
+	}
+}
+
+func (m *metrics) skipped() {
+	if m != nil {
+		m.skippedN.Inc()
 	}
 }
 

@@ -80,6 +80,12 @@ func EncodeDispatch(outcomes []RuleOutcome, results []InsertResult) ([]byte, err
 	if len(outcomes) == 0 {
 		return []byte("[]"), nil
 	}
+	return json.Marshal(ResolveOutcomes(outcomes, results))
+}
+
+// ResolveOutcomes returns outcomes with the ids of the jobs they made,
+// which were inserted as results.
+func ResolveOutcomes(outcomes []RuleOutcome, results []InsertResult) []RuleOutcome {
 	out := make([]RuleOutcome, len(outcomes))
 	for i, o := range outcomes {
 		out[i] = o
@@ -92,7 +98,7 @@ func EncodeDispatch(outcomes []RuleOutcome, results []InsertResult) ([]byte, err
 			out[i].Actions[k] = a
 		}
 	}
-	return json.Marshal(out)
+	return out
 }
 
 // RecordedEvent is the outcome of one EventRecord, in input order.

@@ -80,7 +80,7 @@ func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]s
 		out = make([]store.RecordedEvent, len(recs))
 		for i := range recs {
 			e := &recs[i].Event
-			stored, err := scanEvent(t.accQueryRow(sqlEvBySourceID, e.TenantID, e.Source, e.EventID))
+			stored, err := scanEvent(t.queryRow(stEventBySource, e.TenantID, e.Source, e.EventID))
 			if err == nil {
 				out[i] = store.RecordedEvent{Event: stored, Existing: true}
 				continue
@@ -100,7 +100,7 @@ func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]s
 			if rec.Dispatch, err = store.EncodeDispatch(recs[i].Outcomes, jobs); err != nil {
 				return fmt.Errorf("event %d: %w", i, err)
 			}
-			res, err := t.w.conn.ExecContext(context.Background(), sqlEvInsert, rec.TenantID, rec.Source, rec.EventID,
+			res, err := t.exec(stEventInsert, rec.TenantID, rec.Source, rec.EventID,
 				rec.Type, rec.Subject, micros(rec.Time), t.nowUS, string(rec.Body), string(rec.Dispatch))
 			if err != nil {
 				return fmt.Errorf("event %d: %w", i, err)

@@ -64,6 +64,7 @@ func TestStatementPlans(t *testing.T) {
 		{stDeleteSucceeded, "INDEX jobs_finished", false},
 		{stDeleteCancelled, "INDEX jobs_finished", false},
 		{stDeleteDead, "INDEX jobs_finished", false},
+		{stEventBySource, "INDEX sqlite_autoindex_events_1", true},
 	}
 	for _, c := range cases {
 		q := stmtSQL[c.id]

@@ -60,6 +60,9 @@ const (
 	stTryLead
 	stResign
 
+	stEventBySource
+	stEventInsert
+
 	stChunkSavepoint
 	stChunkRelease
 	stChunkRollbackTo
@@ -262,6 +265,10 @@ var stmtSQL = func() [numStmts]string {
 
 	// Take the row if it is absent, expired or ours; keep elected_at while
 	// we keep leading. Parameters: name, node, now, expires_at.
+	// Recording an event, the hot path of event and webhook ingest.
+	s[stEventBySource] = sqlEvBySourceID
+	s[stEventInsert] = sqlEvInsert
+
 	s[stTryLead] = `INSERT INTO leaders (name, leader_id, elected_at, expires_at) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (name) DO UPDATE SET
 			leader_id = excluded.leader_id,
