@@ -21,7 +21,7 @@ var securityHeaders = [][2]string{
 
 // CORS: what a browser on an allowed origin may send and read.
 const (
-	corsAllowMethods  = "GET, POST, PATCH, DELETE"
+	corsAllowMethods  = "GET, POST, PUT, PATCH, DELETE"
 	corsAllowHeaders  = "Authorization, Content-Type, X-Request-Id, Last-Event-ID, Switchyard-Tenant"
 	corsExposeHeaders = "X-Request-Id, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 	corsMaxAge        = "600"
@@ -57,13 +57,28 @@ func (s *Server) edge(w http.ResponseWriter, r *http.Request) (answered bool) {
 	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 	if isPreflight(r) {
 		h.Set("Access-Control-Allow-Methods", corsAllowMethods)
-		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		h.Set("Access-Control-Allow-Headers", corsAllowHeaders+cloudEventHeaders(r.Header.Get("Access-Control-Request-Headers")))
 		h.Set("Access-Control-Max-Age", corsMaxAge)
 		h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers")
 		w.WriteHeader(http.StatusNoContent)
 		return true
 	}
 	return false
+}
+
+// cloudEventHeaders returns, as ", a, b", the ce-* headers a preflight asks
+// for: a binary-mode CloudEvent carries its attributes, extensions
+// included, in headers of that prefix.
+func cloudEventHeaders(requested string) string {
+	var b strings.Builder
+	for _, name := range strings.Split(requested, ",") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if strings.HasPrefix(name, "ce-") && len(name) <= 64 && !strings.ContainsAny(name, " \t\r\n;") {
+			b.WriteString(", ")
+			b.WriteString(name)
+		}
+	}
+	return b.String()
 }
 
 func isPreflight(r *http.Request) bool {

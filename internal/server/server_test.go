@@ -491,6 +491,15 @@ func TestSecurityHeadersAndCORS(t *testing.T) {
 		!strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "Authorization") {
 		t.Errorf("preflight: %d %v", pre.status, pre.header)
 	}
+	// A binary-mode CloudEvent from a browser: its ce-* headers, extensions
+	// included, are allowed; PUT (rules) is too.
+	pre = c.do("OPTIONS", "/v1/events", "", "Origin", "https://app.example", "Access-Control-Request-Method", "PUT",
+		"Access-Control-Request-Headers", "content-type, ce-id, ce-source, ce-type, ce-specversion, ce-tenantlabel, x-evil")
+	if allowed := pre.header.Get("Access-Control-Allow-Headers"); pre.status != 204 ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Methods"), "PUT") ||
+		!strings.Contains(allowed, "ce-id") || !strings.Contains(allowed, "ce-tenantlabel") || strings.Contains(allowed, "x-evil") {
+		t.Errorf("preflight for a binary CloudEvent: %d %v", pre.status, pre.header)
+	}
 	bad := c.do("OPTIONS", "/v1/jobs", "", "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
 	if code, _ := bad.errorCode(t); bad.status != 403 || code != "permission_denied" || bad.header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("preflight from another origin: %d %v", bad.status, bad.header)
