@@ -23,7 +23,8 @@ import (
 
 const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|ingest|fanout|all] [--jobs N]
                  [--batch N] [--workers N] [--rate R] [--duration D]
-                 [--connections C] [--subscribers S] [--stalled N]
+                 [--connections C] [--ingest jobs|events|webhooks] [--rules N]
+                 [--subscribers S] [--stalled N]
                  [--server URL --api-key KEY] [--json]
 
 Measures the engine on a database:
@@ -35,7 +36,12 @@ Measures the engine on a database:
               goroutines for --duration; report enqueue→handler-start p50/p99
   idle        CPU used by a started engine with nothing to do over --duration,
               measured from 2s after start
-  ingest      the HTTP API: POST /v1/jobs, one job per request, from
+  ingest      the HTTP API: one job per request (POST /v1/jobs), or with
+              --ingest events one CloudEvent (POST /v1/events), or with
+              --ingest webhooks one GitHub-signed webhook to a source the
+              bench creates (POST /hooks/{source}; in-process server only);
+              --rules N adds N rules that match every event, each with a
+              filter and an enqueue action. Requests come from
               --connections keep-alive HTTP/1.1 connections over loopback,
               each sending its next request as soon as the last is answered,
               for --duration (or until --jobs requests if --jobs is given)
@@ -251,8 +257,13 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 	case "idle":
 		fmt.Fprintf(w, "%s idle: %.3f%% of one core over %.0fs\n", r.Backend, r.IdleCPUPercent, r.DurationSec)
 	case "ingest":
-		fmt.Fprintf(w, "%s ingest: %d requests (%s, %d rules) over %d connections in %.1fs: %.0f requests/s, p50 %.2f ms, p99 %.2f ms\n",
-			r.Backend, r.Jobs, r.Ingest, r.Rules, r.Connections, r.DurationSec, r.RequestsPerSec, r.LatencyP50Ms, r.LatencyP99Ms)
+		route := map[string]string{ingestJobs: "/v1/jobs", ingestEvents: "/v1/events", ingestWebhooks: "/hooks/{source}"}[r.Ingest]
+		rules := ""
+		if r.Rules > 0 {
+			rules = fmt.Sprintf(" (%d rules)", r.Rules)
+		}
+		fmt.Fprintf(w, "%s ingest: %d POST %s%s over %d connections in %.1fs: %.0f requests/s, p50 %.2f ms, p99 %.2f ms\n",
+			r.Backend, r.Jobs, route, rules, r.Connections, r.DurationSec, r.RequestsPerSec, r.LatencyP50Ms, r.LatencyP99Ms)
 	}
 }
 

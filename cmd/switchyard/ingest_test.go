@@ -62,6 +62,31 @@ func TestBenchIngestRequests(t *testing.T) {
 	}
 }
 
+// TestBenchIngestEventsAndWebhooks sends CloudEvents and signed webhooks,
+// with rules matching them: every answer must be 201, so each was verified
+// and recorded.
+func TestBenchIngestEventsAndWebhooks(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"events", "webhooks"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			db := "sqlite:" + testdb.SQLitePath(t)
+			out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--ingest", kind, "--rules", "2", "--db", db,
+				"--duration", "300ms", "--connections", "3", "--jobs", "40")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if !strings.HasPrefix(out, "sqlite ingest: 40 POST ") || !strings.Contains(out, "(2 rules)") {
+				t.Fatalf("output %q", out)
+			}
+		})
+	}
+	_, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--ingest", "letters", "--duration", "100ms")
+	if code == 0 || !strings.Contains(errOut, "--ingest") {
+		t.Errorf("an unknown --ingest: exit %d, %q", code, errOut)
+	}
+}
+
 // TestBenchIngestRemote targets a server the bench did not start, and
 // checks that a failing answer fails the bench with its body.
 func TestBenchIngestRemote(t *testing.T) {
