@@ -201,8 +201,10 @@ func (s *serveSettings) check() error {
 	if s.liveBuffer < 1 {
 		errs = append(errs, fmt.Errorf("live-buffer must be at least 1, got %d", s.liveBuffer))
 	}
-	if s.eventRetention < time.Hour {
-		errs = append(errs, fmt.Errorf("event-retention must be at least 1h, got %s", s.eventRetention))
+	if s.eventRetention < 24*time.Hour {
+		// Webhook deliveries are deduplicated on the events kept: at least
+		// the longest signature tolerance a source may set.
+		errs = append(errs, fmt.Errorf("event-retention must be at least 24h, got %s", s.eventRetention))
 	}
 	if s.auditRetention < 24*time.Hour {
 		errs = append(errs, fmt.Errorf("audit-retention must be at least 24h, got %s", s.auditRetention))
