@@ -162,20 +162,8 @@ func (s *Store) ListEvents(ctx context.Context, p store.EventListParams) ([]*sto
 	if p.Limit > 0 {
 		add(` LIMIT $`, int64(p.Limit))
 	}
-	rows, err := s.pool.Query(ctx, q.String(), args...)
+	out, err := accQueryAll(ctx, s.pool, scanEvent, q.String(), args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list events: %w", err)
-	}
-	defer rows.Close()
-	out := []*store.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: list events: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: list events: %w", err)
 	}
 	return out, nil
@@ -260,20 +248,8 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, p store.DeliveryAttemp
 	if p.Limit > 0 {
 		add(` LIMIT $`, int64(p.Limit))
 	}
-	rows, err := s.pool.Query(ctx, q.String(), args...)
+	out, err := accQueryAll(ctx, s.pool, scanDeliveryAttempt, q.String(), args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list delivery attempts: %w", err)
-	}
-	defer rows.Close()
-	out := []*store.DeliveryAttempt{}
-	for rows.Next() {
-		a, err := scanDeliveryAttempt(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: list delivery attempts: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: list delivery attempts: %w", err)
 	}
 	return out, nil
@@ -336,20 +312,8 @@ func (s *Store) ListDefinitions(ctx context.Context, kind, tenantID, after strin
 	if limit > 0 {
 		lim = int64(limit)
 	}
-	rows, err := s.pool.Query(ctx, sqlDefList, kind, tenantID, after, lim)
+	out, err := accQueryAll(ctx, s.pool, scanDefinition, sqlDefList, kind, tenantID, after, lim)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
-	}
-	defer rows.Close()
-	out := []*store.Definition{}
-	for rows.Next() {
-		d, err := scanDefinition(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
 	}
 	return out, nil
