@@ -180,7 +180,7 @@ func checkEndpoint(name string, spec EndpointSpec) error {
 	}
 	for k, v := range spec.Headers {
 		canonical := http.CanonicalHeaderKey(k)
-		if k == "" || strings.ContainsAny(k, " :\r\n") || strings.ContainsAny(v, "\r\n") {
+		if !webhook.ValidHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
 			return invalid("header %q: not a valid header", k)
 		}
 		if strings.HasPrefix(strings.ToLower(k), "webhook-") || canonical == "Content-Type" || canonical == "Host" || canonical == "Content-Length" {

@@ -118,7 +118,7 @@ func (a HTTPArgs) parse() (*httpRequest, error) {
 	}
 	sort.Strings(names) // the same args always give the same error
 	for _, name := range names {
-		if !validHeaderName(name) {
+		if !webhook.ValidHeaderName(name) {
 			return nil, fmt.Errorf("headers: %q is not a valid header name", name)
 		}
 		canon := http.CanonicalHeaderKey(name)
@@ -154,22 +154,6 @@ func (a HTTPArgs) parse() (*httpRequest, error) {
 		r.timeout = d
 	}
 	return r, nil
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // validHeaderValue reports whether s has no control characters but tab, so

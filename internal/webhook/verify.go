@@ -178,7 +178,7 @@ func (s Source) validateHMAC() error {
 	for _, f := range []struct{ field, value string }{
 		{"header", s.Header}, {"timestamp_header", s.TimestampHeader}, {"id_header", s.IDHeader},
 	} {
-		if f.value != "" && !validHeaderName(f.value) {
+		if f.value != "" && !ValidHeaderName(f.value) {
 			return fmt.Errorf("%s %q is not a valid header name", f.field, f.value)
 		}
 	}
@@ -345,8 +345,9 @@ func printable(s string) bool {
 	return true
 }
 
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
+// ValidHeaderName reports whether s is an RFC 9110 token, as a header's
+// name must be.
+func ValidHeaderName(s string) bool {
 	if s == "" {
 		return false
 	}
