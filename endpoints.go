@@ -221,17 +221,7 @@ func (c *Client) Endpoint(ctx context.Context, id string) (*Endpoint, error) {
 // Endpoints returns a page of the tenant's endpoints by id, and the cursor
 // of the next page ("" after the last).
 func (c *Client) Endpoints(ctx context.Context, cursor string, limit int) ([]*Endpoint, string, error) {
-	ds, next, err := c.definitionPage(ctx, store.KindEndpoint, cursor, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("switchyard: list endpoints: %w", err)
-	}
-	out := make([]*Endpoint, len(ds))
-	for i, d := range ds {
-		if out[i], err = endpointFromStore(d); err != nil {
-			return nil, "", fmt.Errorf("switchyard: list endpoints: %w", err)
-		}
-	}
-	return out, next, nil
+	return definitionList(ctx, c, store.KindEndpoint, cursor, limit, endpointFromStore)
 }
 
 // UpdateEndpoint replaces an endpoint's name and spec; its secrets stay.

@@ -109,17 +109,7 @@ func (c *Client) Rule(ctx context.Context, id string) (*Rule, error) {
 // Rules returns a page of the tenant's rules by id, and the cursor of the
 // next page ("" after the last).
 func (c *Client) Rules(ctx context.Context, cursor string, limit int) ([]*Rule, string, error) {
-	ds, next, err := c.definitionPage(ctx, store.KindRule, cursor, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("switchyard: list rules: %w", err)
-	}
-	out := make([]*Rule, len(ds))
-	for i, d := range ds {
-		if out[i], err = ruleFromStore(d); err != nil {
-			return nil, "", fmt.Errorf("switchyard: list rules: %w", err)
-		}
-	}
-	return out, next, nil
+	return definitionList(ctx, c, store.KindRule, cursor, limit, ruleFromStore)
 }
 
 // UpdateRule replaces a rule's name and spec.

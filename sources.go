@@ -202,21 +202,12 @@ func (c *Client) Source(ctx context.Context, id string) (*Source, error) {
 // Sources returns a page of the tenant's sources by id, and the cursor of
 // the next page ("" after the last).
 func (c *Client) Sources(ctx context.Context, cursor string, limit int) ([]*Source, string, error) {
-	ds, next, err := c.definitionPage(ctx, store.KindSource, cursor, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("switchyard: list sources: %w", err)
-	}
-	out := make([]*Source, len(ds))
-	for i, d := range ds {
-		if out[i], err = sourceFromStore(d); err != nil {
-			return nil, "", fmt.Errorf("switchyard: list sources: %w", err)
-		}
-	}
-	return out, next, nil
+	return definitionList(ctx, c, store.KindSource, cursor, limit, sourceFromStore)
 }
 
-// definitionPage reads a page of the tenant's definitions of a kind.
-func (c *Client) definitionPage(ctx context.Context, kind, cursor string, limit int) ([]*store.Definition, string, error) {
+// definitionList reads a page of the tenant's definitions of a kind, as
+// conv makes them.
+func definitionList[T any](ctx context.Context, c *Client, kind, cursor string, limit int, conv func(*store.Definition) (T, error)) ([]T, string, error) {
 	if limit == 0 {
 		limit = 100
 	}
@@ -225,14 +216,20 @@ func (c *Client) definitionPage(ctx context.Context, kind, cursor string, limit 
 	}
 	ds, err := c.store.ListDefinitions(ctx, kind, c.cfg.TenantID, cursor, limit+1)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("switchyard: list %ss: %w", kind, err)
 	}
 	next := ""
 	if len(ds) > limit {
 		ds = ds[:limit]
 		next = ds[len(ds)-1].ID
 	}
-	return ds, next, nil
+	out := make([]T, len(ds))
+	for i, d := range ds {
+		if out[i], err = conv(d); err != nil {
+			return nil, "", fmt.Errorf("switchyard: list %ss: %w", kind, err)
+		}
+	}
+	return out, next, nil
 }
 
 // DeleteSource deletes a source: its URL answers 404 from then on.
