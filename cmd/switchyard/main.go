@@ -30,6 +30,7 @@ func commands() []command {
 	return []command{
 		{"audit", "read a tenant's audit log: who did what, when, with what result", runAudit},
 		{"bench", "measure throughput, latency and idle cost on a database", runBench},
+		{"endpoints", "create, list and delete outbound webhook endpoints; attempts, redelivery", runEndpoints},
 		{"events", "send CloudEvents, list and inspect recorded events and their dispatch", runEvents},
 		{"jobs", "enqueue, get, list, cancel, retry and delete jobs on a server", runJobs},
 		{"keys", "create, list, inspect and revoke a tenant's API keys", runKeys},
@@ -39,6 +40,7 @@ func commands() []command {
 		{"queues", "list, pause, resume and configure queues on a server", runQueues},
 		{"rules", "create, list, inspect, replace and delete event rules", runRules},
 		{"serve", "run the server: HTTP API and workers", runServe},
+		{"sources", "create, list, inspect and delete inbound webhook sources", runSources},
 		{"tenants", "create, list, inspect and change tenants", runTenants},
 		{"users", "add, list, change and remove a tenant's members", runUsers},
 		{"version", "print the version", runVersion},
@@ -55,15 +57,15 @@ Usage: switchyard <command> [flags]
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, `
 Every flag has an environment twin SWITCHYARD_<FLAG> (dashes become
 underscores), except the few that --help marks as command line only; a
 flag on the command line wins over the environment.
 
-The client commands (audit, events, jobs, keys, queues, rules, tenants,
-users, whoami, workers) talk to --server (SWITCHYARD_URL, default http://localhost:8080)
+The client commands (audit, endpoints, events, jobs, keys, queues, rules,
+sources, tenants, users, whoami, workers) talk to --server (SWITCHYARD_URL, default http://localhost:8080)
 with the first credential found: --api-key (SWITCHYARD_API_KEY); --key-file
 when given; the session 'switchyard login' saved for that server; the key
 file switchyard.key in the working directory, which 'switchyard serve'

@@ -24,7 +24,8 @@ import (
 func policy(method, pattern string) string {
 	switch {
 	case pattern == "/healthz" || pattern == "/readyz" || pattern == "/metrics" || pattern == "/v1/openapi.json",
-		pattern == "/v1/auth/login" || pattern == "/v1/auth/refresh", pattern == "/v1/client.js":
+		pattern == "/v1/auth/login" || pattern == "/v1/auth/refresh", pattern == "/v1/client.js",
+		strings.HasPrefix(pattern, "/hooks/"): // inbound webhooks: the source's signature is the credential
 		return "public"
 	case pattern == "/v1/me" || pattern == "/v1/auth/logout":
 		return "any"
@@ -37,6 +38,10 @@ func policy(method, pattern string) string {
 		return switchyard.RoleAdmin // members, keys and the audit log (other users than oneself)
 	case strings.HasPrefix(pattern, "/v1/rules") && method != "GET":
 		return switchyard.RoleAdmin // rules change what every event does, as queue settings do
+	case method == "POST" && pattern == "/v1/endpoints/{id}/redeliver":
+		return switchyard.RoleOperator // sending a recorded event again, as retrying a job
+	case (strings.HasPrefix(pattern, "/v1/sources") || strings.HasPrefix(pattern, "/v1/endpoints")) && method != "GET":
+		return switchyard.RoleAdmin // sources and endpoints hold signing secrets (rotating them too)
 	case method == "GET":
 		return switchyard.RoleViewer // reading jobs, queues, events and rules
 	case method == "POST" && pattern == "/v1/events":
@@ -156,11 +161,12 @@ func success(rt server.Route, cred credential) int {
 		return http.StatusNoContent
 	case rt.Pattern == "/v1/ws":
 		return http.StatusBadRequest // allowed, but a plain GET is not a WebSocket handshake
-	case rt.Pattern == "/v1/topics/{topic}/publish":
+	case rt.Pattern == "/v1/topics/{topic}/publish", rt.Pattern == "/v1/endpoints/{id}/redeliver":
 		return http.StatusAccepted
 	case rt.Method == "POST" && (rt.Pattern == "/v1/jobs" || rt.Pattern == "/v1/jobs/batch" ||
 		rt.Pattern == "/v1/tenants" || rt.Pattern == "/v1/users" || rt.Pattern == "/v1/keys" ||
-		rt.Pattern == "/v1/events" || rt.Pattern == "/v1/rules"):
+		rt.Pattern == "/v1/events" || rt.Pattern == "/v1/rules" || rt.Pattern == "/v1/sources" ||
+		rt.Pattern == "/v1/endpoints" || rt.Pattern == "/hooks/{source}"):
 		return http.StatusCreated
 	}
 	return http.StatusOK
@@ -175,6 +181,9 @@ type matrix struct {
 	admin *apiClient
 	creds []credential
 	seq   int
+	// header is what the last fixture adds to its request's headers
+	// (name, value, …): a webhook's signature.
+	header []string
 }
 
 func newMatrix(t *testing.T, srv *servertest.Server) *matrix {
@@ -293,7 +302,38 @@ func (m *matrix) fixture(rt server.Route, tenant string, cred credential) (path,
 	rule := func() string {
 		return id(in.want(201, "POST", "/v1/rules", `{"name":"`+m.unique("rule")+`","types":["matrix.*"],"actions":[{"type":"publish","topic":"matrix"}]}`))
 	}
+	source := func(spec string) string {
+		return id(in.want(201, "POST", "/v1/sources", `{"name":"`+m.unique("source")+`",`+spec+`}`))
+	}
+	endpoint := func() string {
+		return id(in.want(201, "POST", "/v1/endpoints", `{"name":"`+m.unique("endpoint")+`","url":"https://hooks.example.com/in","types":["matrix.*"]}`))
+	}
+	m.header = nil
 	switch rt.Method + " " + rt.Pattern {
+	case "POST /v1/sources":
+		return rt.Pattern, `{"name":"` + m.unique("source") + `","scheme":"github"}`
+	case "GET /v1/sources/{id}", "DELETE /v1/sources/{id}":
+		return "/v1/sources/" + source(`"scheme":"github"`), ""
+	case "PUT /v1/sources/{id}":
+		return "/v1/sources/" + source(`"scheme":"github"`), `{"name":"` + m.unique("renamed") + `","scheme":"stripe"}`
+	case "POST /v1/endpoints":
+		return rt.Pattern, `{"name":"` + m.unique("endpoint") + `","url":"https://hooks.example.com/in","types":["matrix.*"]}`
+	case "GET /v1/endpoints/{id}", "DELETE /v1/endpoints/{id}", "POST /v1/endpoints/{id}/rotate-secret", "GET /v1/endpoints/{id}/attempts":
+		return strings.Replace(rt.Pattern, "{id}", endpoint(), 1), ""
+	case "PUT /v1/endpoints/{id}":
+		return "/v1/endpoints/" + endpoint(), `{"name":"` + m.unique("renamed") + `","url":"https://hooks.example.com/other","types":["matrix.*"],"disabled":true}`
+	case "POST /v1/endpoints/{id}/redeliver":
+		return "/v1/endpoints/" + endpoint() + "/redeliver", `{"event_id":"` + event() + `"}`
+	case "POST /hooks/{source}":
+		// Signed by GitHub's scheme with the source's secret; every call
+		// is a new delivery.
+		body := `{"zen":"matrix"}`
+		m.header = []string{"X-Hub-Signature-256", githubSignature("matrix secret", body),
+			"X-GitHub-Event", "push", "X-GitHub-Delivery", m.unique("delivery")}
+		return "/hooks/" + source(`"scheme":"github","secrets":["matrix secret"]`), body
+	case "GET /hooks/{source}":
+		src := source(`"scheme":"meta","secrets":["matrix secret"],"verify_token":"matrix token"`)
+		return "/hooks/" + src + "?hub.mode=subscribe&hub.verify_token=matrix+token&hub.challenge=1234", ""
 	case "POST /v1/events":
 		return rt.Pattern, `{"specversion":"1.0","id":"` + m.unique("e") + `","source":"/matrix","type":"matrix.test"}`
 	case "GET /v1/events/{id}":
@@ -372,9 +412,9 @@ func (m *matrix) call(rt server.Route, cred credential, sd side) (int, string) {
 		bearer = m.login(cred.user).AccessToken // logging out ends the session; keep the shared one
 	}
 	c := &apiClient{m.t, m.srv.URL, bearer}
-	var header []string
+	header := m.header
 	if acting != "" {
-		header = []string{"Switchyard-Tenant", acting}
+		header = append(header, "Switchyard-Tenant", acting)
 	}
 	var r response
 	if rt.Pattern == "/v1/stream" {

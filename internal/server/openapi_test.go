@@ -350,6 +350,9 @@ func TestOpenAPIDocument(t *testing.T) {
 					t.Errorf("%s: requestBody: %v", where, err)
 				} else if content, _ := body["content"].(map[string]any); len(content) == 0 {
 					t.Errorf("%s: requestBody has no content", where)
+				} else if _, json := content["application/json"]; !json && content["*/*"] != nil {
+					// Raw bytes of any type (an inbound webhook, verified
+					// by its signature): not decoded, so no fields to refuse.
 				} else if sch, _, err := d.deref(opPtr + "/requestBody/content/application~1json/schema"); err != nil {
 					t.Errorf("%s: requestBody: %v", where, err)
 				} else if sch["additionalProperties"] != false {
@@ -1366,4 +1369,107 @@ func TestOpenAPIEventsMatch(t *testing.T) {
 	o.do(404, &exchange{method: "GET", path: "/v1/events/999999"})
 	o.do(204, &exchange{method: "DELETE", path: "/v1/rules/" + ruleID})
 	o.do(404, &exchange{method: "DELETE", path: "/v1/rules/" + ruleID})
+}
+
+// TestOpenAPIWebhooksMatch holds the sources, endpoints and /hooks routes'
+// real answers to the document: a delivery to a loopback receiver makes an
+// attempt to list, and /hooks answers 201, 200, 401 and 404.
+func TestOpenAPIWebhooksMatch(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t)
+	srv := servertest.Start(t, "sqlite:"+testdb.SQLitePath(t), servertest.Options{Config: deliveringConfig()})
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	o := &openapiRunner{t: t, d: loadDoc(t, true), hc: &http.Client{Transport: transport}, baseURL: srv.URL, adminKey: srv.AdminKey}
+	str := func(v any) string { s, _ := v.(string); return s }
+
+	// Sources.
+	x := o.do(201, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"gh","scheme":"github","secrets":["s3cret"]}`})
+	srcID := str(x.obj()["id"])
+	if x.header.Get("Location") != "/v1/sources/"+srcID || str(x.obj()["path"]) != "/hooks/"+srcID {
+		t.Fatalf("created source %s, Location %q", x.resp, x.header.Get("Location"))
+	}
+	o.do(201, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"sw","scheme":"standard-webhooks"}`})
+	x = o.do(201, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"fb","scheme":"meta","tolerance_seconds":60}`})
+	metaID, token := str(x.obj()["id"]), str(x.obj()["verify_token"])
+	o.do(201, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"custom","scheme":"hmac","header":"X-Sig","algorithm":"sha512","encoding":"base64","prefix":"v=","timestamp_header":"X-Ts","id_header":"X-Id","event_type":"acme.hook"}`})
+	o.do(409, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"gh","scheme":"github"}`})
+	o.do(400, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"x","scheme":"carrier-pigeon"}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"x","scheme":"github","path":"/elsewhere"}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/sources", body: `{"name":"x","scheme":"hmac"}`}) // hmac needs its header
+	o.do(200, &exchange{method: "GET", path: "/v1/sources"})
+	o.do(200, &exchange{method: "GET", path: "/v1/sources?limit=1"})
+	o.do(200, &exchange{method: "GET", path: "/v1/sources/" + srcID})
+	o.do(404, &exchange{method: "GET", path: "/v1/sources/src_nosuch"})
+	o.do(200, &exchange{method: "PUT", path: "/v1/sources/" + srcID, body: `{"name":"gh","scheme":"github","secrets":["s3cret","n3w"]}`})
+	o.do(404, &exchange{method: "PUT", path: "/v1/sources/src_nosuch", body: `{"name":"gh","scheme":"github"}`})
+
+	// Inbound: a delivery, its repeat, refusals, the handshake.
+	push := `{"ref":"refs/heads/main"}`
+	gh := map[string]string{"X-Hub-Signature-256": githubSignature("n3w", push), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1"}
+	x = o.do(201, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: push, headers: gh})
+	evID := str(x.obj()["event_id"])
+	if str(x.obj()["type"]) != "github.push" || x.obj()["existing"] != false {
+		t.Errorf("hook answer %s", x.resp)
+	}
+	if x = o.do(200, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: push, headers: gh}); x.obj()["existing"] != true {
+		t.Errorf("repeated hook answer %s", x.resp)
+	}
+	o.do(401, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: push + " ", headers: gh})
+	o.do(401, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: push})
+	o.do(404, &exchange{method: "POST", path: "/hooks/src_nosuch", noKey: true, body: push, headers: gh})
+	o.do(413, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: `"` + strings.Repeat("x", 2<<20) + `"`, headers: gh})
+	x = o.do(200, &exchange{method: "GET", path: "/hooks/" + metaID + "?hub.mode=subscribe&hub.verify_token=" + url.QueryEscape(token) + "&hub.challenge=4711", noKey: true})
+	if string(x.resp) != "4711" {
+		t.Errorf("handshake answered %q", x.resp)
+	}
+	o.do(401, &exchange{method: "GET", path: "/hooks/" + metaID + "?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=4711", noKey: true})
+	o.do(404, &exchange{method: "GET", path: "/hooks/" + srcID + "?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1", noKey: true})
+
+	// Endpoints.
+	ep := `{"name":"billing","url":"` + rcv.url + `/in","types":["github.*"],"description":"d","max_concurrency":2,"headers":{"X-Team":"billing"}}`
+	x = o.do(201, &exchange{method: "POST", path: "/v1/endpoints", body: ep})
+	epID := str(x.obj()["id"])
+	if x.header.Get("Location") != "/v1/endpoints/"+epID {
+		t.Fatalf("created endpoint %s, Location %q", x.resp, x.header.Get("Location"))
+	}
+	o.do(201, &exchange{method: "POST", path: "/v1/endpoints", body: `{"name":"rules only","url":"https://hooks.example.com/x"}`})
+	o.do(409, &exchange{method: "POST", path: "/v1/endpoints", body: ep})
+	o.do(400, &exchange{method: "POST", path: "/v1/endpoints", body: `{"name":"x","url":"ftp://example.com/"}`})
+	o.do(400, &exchange{method: "POST", path: "/v1/endpoints", body: `{"name":"x","url":"https://example.com/","max_concurrency":5000}`, docRejects: true})
+	o.do(400, &exchange{method: "POST", path: "/v1/endpoints", body: `{"name":"x","url":"https://example.com/","secrets":[]}`, docRejects: true})
+	o.do(200, &exchange{method: "GET", path: "/v1/endpoints"})
+	o.do(200, &exchange{method: "GET", path: "/v1/endpoints/" + epID})
+	o.do(404, &exchange{method: "GET", path: "/v1/endpoints/ep_nosuch"})
+
+	// A delivery, its attempt, a redelivery.
+	x = o.do(201, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: push,
+		headers: map[string]string{"X-Hub-Signature-256": githubSignature("s3cret", push), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2"}})
+	delivered := str(x.obj()["event_id"])
+	rcv.next(t)
+	var attempts map[string]any
+	testdb.Poll(t, 10*time.Second, "a delivery attempt", func() bool {
+		attempts = o.do(200, &exchange{method: "GET", path: "/v1/endpoints/" + epID + "/attempts?event_id=" + delivered}).obj()
+		return len(asList(attempts["items"])) > 0
+	})
+	o.do(200, &exchange{method: "GET", path: "/v1/endpoints/" + epID + "/attempts?limit=1"})
+	o.do(400, &exchange{method: "GET", path: "/v1/endpoints/" + epID + "/attempts?event_id=x"})
+	o.do(400, &exchange{method: "GET", path: "/v1/endpoints/" + epID + "/attempts?bogus=1"})
+	o.do(404, &exchange{method: "GET", path: "/v1/endpoints/ep_nosuch/attempts"})
+	o.do(202, &exchange{method: "POST", path: "/v1/endpoints/" + epID + "/redeliver", body: `{"event_id":"` + evID + `"}`})
+	rcv.next(t)
+	o.do(404, &exchange{method: "POST", path: "/v1/endpoints/" + epID + "/redeliver", body: `{"event_id":"999999"}`})
+	o.do(400, &exchange{method: "POST", path: "/v1/endpoints/" + epID + "/redeliver", body: `{"event":"1"}`, docRejects: true})
+	if x = o.do(200, &exchange{method: "POST", path: "/v1/endpoints/" + epID + "/rotate-secret"}); len(asList(x.obj()["secrets"])) != 2 {
+		t.Errorf("rotated endpoint %s", x.resp)
+	}
+	o.do(404, &exchange{method: "POST", path: "/v1/endpoints/ep_nosuch/rotate-secret"})
+	o.do(200, &exchange{method: "PUT", path: "/v1/endpoints/" + epID, body: strings.Replace(ep, `"types"`, `"disabled":true,"types"`, 1)})
+	o.do(409, &exchange{method: "POST", path: "/v1/endpoints/" + epID + "/redeliver", body: `{"event_id":"` + evID + `"}`})
+	o.do(401, &exchange{method: "GET", path: "/v1/endpoints", noKey: true})
+	o.do(204, &exchange{method: "DELETE", path: "/v1/endpoints/" + epID})
+	o.do(404, &exchange{method: "DELETE", path: "/v1/endpoints/" + epID})
+	o.do(204, &exchange{method: "DELETE", path: "/v1/sources/" + srcID})
+	o.do(404, &exchange{method: "DELETE", path: "/v1/sources/" + srcID})
+	o.do(404, &exchange{method: "POST", path: "/hooks/" + srcID, noKey: true, body: push, headers: gh})
 }

@@ -171,6 +171,27 @@ var routes = []route{
 	{Route: Route{"PUT", "/v1/rules/{id}"}, minRole: admin, action: "rules.update", handler: (*Server).updateRule},
 	{Route: Route{"DELETE", "/v1/rules/{id}"}, minRole: admin, action: "rules.delete", handler: (*Server).deleteRule},
 
+	// Sources and endpoints hold signing secrets: admins manage them and
+	// read the secrets; viewers see them redacted.
+	{Route: Route{"POST", "/v1/sources"}, minRole: admin, action: "sources.create", handler: (*Server).createSource},
+	{Route: Route{"GET", "/v1/sources"}, minRole: viewer, handler: (*Server).listSources},
+	{Route: Route{"GET", "/v1/sources/{id}"}, minRole: viewer, handler: (*Server).getSource},
+	{Route: Route{"PUT", "/v1/sources/{id}"}, minRole: admin, action: "sources.update", handler: (*Server).updateSource},
+	{Route: Route{"DELETE", "/v1/sources/{id}"}, minRole: admin, action: "sources.delete", handler: (*Server).deleteSource},
+	{Route: Route{"POST", "/v1/endpoints"}, minRole: admin, action: "endpoints.create", handler: (*Server).createEndpoint},
+	{Route: Route{"GET", "/v1/endpoints"}, minRole: viewer, handler: (*Server).listEndpoints},
+	{Route: Route{"GET", "/v1/endpoints/{id}"}, minRole: viewer, handler: (*Server).getEndpoint},
+	{Route: Route{"PUT", "/v1/endpoints/{id}"}, minRole: admin, action: "endpoints.update", handler: (*Server).updateEndpoint},
+	{Route: Route{"DELETE", "/v1/endpoints/{id}"}, minRole: admin, action: "endpoints.delete", handler: (*Server).deleteEndpoint},
+	{Route: Route{"POST", "/v1/endpoints/{id}/rotate-secret"}, minRole: admin, action: "endpoints.rotate_secret", handler: (*Server).rotateEndpointSecret},
+	{Route: Route{"GET", "/v1/endpoints/{id}/attempts"}, minRole: viewer, handler: (*Server).listDeliveryAttempts},
+	{Route: Route{"POST", "/v1/endpoints/{id}/redeliver"}, minRole: operator, action: "endpoints.redeliver", handler: (*Server).redeliver},
+
+	// Inbound webhooks need no key: the source's signature is the
+	// credential (a bad one is audited by the handler).
+	{Route: Route{"POST", "/hooks/{source}"}, public: true, handler: (*Server).receiveHook},
+	{Route: Route{"GET", "/hooks/{source}"}, public: true, handler: (*Server).hookHandshake},
+
 	// The live endpoints authenticate themselves (viewer or better, or a
 	// subscription token), taking ?token= and ?tenant= too: browsers
 	// cannot set headers on a WebSocket or an EventSource.
