@@ -621,12 +621,17 @@ func TestLiveSlowConsumer(t *testing.T) {
 		}
 		slow.subscribe("s", []string{topic}, nil)
 
-		// The fast client reads until the last message, "end".
+		// The fast client reads until the last message, "end", and tells
+		// the publisher of each message it read: the publisher waits for
+		// it, so the fast client is never more than one message behind,
+		// however busy the machine, while the stalled one falls further
+		// behind with every message.
 		type got struct {
 			n   int
 			err error
 		}
 		fastDone := make(chan got, 1)
+		progress := make(chan int, 1)
 		go func() {
 			n := 0
 			for {
@@ -646,6 +651,7 @@ func TestLiveSlowConsumer(t *testing.T) {
 					return
 				}
 				n++
+				progress <- n
 			}
 		}()
 
@@ -659,6 +665,16 @@ func TestLiveSlowConsumer(t *testing.T) {
 			n++
 			if err := srv.Client.Publish(t.Context(), topic, "tick", json.RawMessage(fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))); err != nil {
 				t.Fatal(err)
+			}
+			select {
+			case read := <-progress:
+				if read != n {
+					t.Fatalf("the fast client read message %d after %d was published", read, n)
+				}
+			case r := <-fastDone:
+				t.Fatalf("the fast client stopped after %d messages: %v", r.n, r.err)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the fast client did not read message %d", n)
 			}
 		}
 		if err := srv.Client.Publish(t.Context(), topic, "end", nil); err != nil {
