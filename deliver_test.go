@@ -192,11 +192,14 @@ func TestDeliveriesFailures(t *testing.T) {
 			Actions: []switchyard.RuleAction{{Type: switchyard.RulePublish, Topic: "ops"}}})
 		ops := subscribe(t, c, "ops")
 
-		// 503, Retry-After: 1, then 200.
+		// 429 with Retry-After: 1, then 503 without, then 200.
 		busy := newReceiver(t)
 		busy.answer = func(n int) (int, http.Header) {
-			if n == 1 {
-				return http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}
+			switch n {
+			case 1:
+				return http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}}
+			case 2:
+				return http.StatusServiceUnavailable, nil
 			}
 			return http.StatusOK, nil
 		}
@@ -207,15 +210,16 @@ func TestDeliveriesFailures(t *testing.T) {
 		if _, err := c.SendEvents(ctx, event("b1", "a")); err != nil {
 			t.Fatal(err)
 		}
-		first := time.Now()
 		busy.next("first try")
+		first := time.Now()
 		busy.next("the retry")
 		if waited := time.Since(first); waited < 900*time.Millisecond {
 			t.Errorf("retried after %v; Retry-After asked for 1s", waited)
 		}
-		as := waitAttempts(t, c, ep1.ID, 2)
-		if as[1].Status != 503 || as[1].Headers["Retry-After"][0] != "1" || as[1].Body != "thanks" || as[0].Status != 200 {
-			t.Errorf("attempts = %+v, %+v", as[0], as[1])
+		busy.next("the third try")
+		as := waitAttempts(t, c, ep1.ID, 3)
+		if as[2].Status != 429 || as[2].Headers["Retry-After"][0] != "1" || as[2].Body != "thanks" || as[1].Status != 503 || as[0].Status != 200 {
+			t.Errorf("attempts = %+v, %+v, %+v", as[0], as[1], as[2])
 		}
 
 		// A redirect is a failure every time: three attempts, then
@@ -238,8 +242,8 @@ func TestDeliveriesFailures(t *testing.T) {
 		if m.Type != switchyard.EventDeliveryFailed || !strings.Contains(string(m.Data), ep2.ID) || !strings.Contains(string(m.Data), "redirects are not followed") {
 			t.Errorf("ops got %s %s", m.Type, m.Data)
 		}
-		if got := len(busy.got); got != 2 {
-			t.Errorf("the redirect target was called %d times beyond its own 2", got-2)
+		if got := len(busy.got); got != 3 {
+			t.Errorf("the redirect target was called %d times beyond its own 3", got-3)
 		}
 
 		// 410: disabled at once, announced, nothing more delivered.

@@ -96,6 +96,7 @@ type benchOptions struct {
 	cpuProfile string
 
 	jobsGiven   bool // --jobs set explicitly: ingest sends that many requests
+	rateGiven   bool // --rate set explicitly: ingest paces its requests
 	connections int
 	server      string
 	apiKey      string
@@ -135,7 +136,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.jobs, "jobs", 200000, "throughput: jobs to insert and work; ingest: if given, requests to measure instead of --duration; fanout: if given, messages to publish instead of --duration")
 	fs.IntVar(&o.batch, "batch", 1000, "throughput: jobs per insert transaction")
 	fs.IntVar(&o.workers, "workers", 500, "workers (queue concurrency)")
-	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second; fanout: messages per second")
+	fs.IntVar(&o.rate, "rate", 1000, "latency: enqueues per second; fanout: messages per second; ingest: if given, requests per second in all (open loop) instead of each connection sending as soon as it is answered")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "latency, idle and ingest: how long to measure")
 	fs.IntVar(&o.connections, "connections", 64, "ingest: concurrent keep-alive HTTP connections; fanout: WebSocket connections (default 10000)")
 	fs.StringVar(&o.ingest, "ingest", ingestJobs, "ingest: what each request carries: jobs (POST /v1/jobs), events (POST /v1/events, a CloudEvent) or webhooks (POST /hooks/{source}, GitHub-signed)")
@@ -162,6 +163,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("--subscribers must be positive and --stalled not negative")
 	}
 	o.jobsGiven = given(fs, "jobs")
+	o.rateGiven = given(fs, "rate")
 	if o.server != "" {
 		// SWITCHYARD_SERVER alone, set for the client commands, does not
 		// stop the other modes, nor does SWITCHYARD_DB stop --server.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,6 +84,10 @@ func benchIngest(ctx context.Context, o benchOptions) (res benchResult, err erro
 	}
 	if o.jobsGiven {
 		l.requests = int64(o.jobs)
+	}
+	if o.rateGiven {
+		l.interval = time.Duration(float64(time.Second) * float64(o.connections) / float64(o.rate))
+		res.Rate = o.rate
 	}
 	lat, elapsed, err := l.run(ctx)
 	if err != nil {
@@ -281,6 +286,11 @@ type ingestLoad struct {
 	warmup   time.Duration
 	duration time.Duration // measured time, unless requests is set
 	requests int64         // if > 0: measure this many requests instead
+	// interval, if set, paces each connection: it sends a request every
+	// interval (open loop), and a request's latency counts from when it
+	// was due, so that a server that falls behind is charged for the wait
+	// it causes.
+	interval time.Duration
 
 	phase   atomic.Int32 // ingestWarm, ingestMeasure or ingestStop
 	tickets atomic.Int64 // requests left to send, when requests is set
@@ -428,6 +438,7 @@ type ingestSender struct {
 	mu     sync.Mutex // guards open and closed, for close
 	open   net.Conn
 	closed bool
+	due    time.Time // when the next request is due, when paced
 }
 
 func (l *ingestLoad) newSender(u *url.URL, samples int) *ingestSender {
@@ -451,6 +462,16 @@ func (s *ingestSender) loop(ctx context.Context) {
 			return
 		}
 		start := time.Now()
+		if l.interval > 0 {
+			if s.due.IsZero() {
+				// Connections start spread over one interval.
+				s.due = start.Add(time.Duration(mrand.Int64N(int64(l.interval))))
+			}
+			if wait := time.Until(s.due); wait > 0 {
+				time.Sleep(wait)
+			}
+			start, s.due = s.due, s.due.Add(l.interval)
+		}
 		if err := s.send(ctx); err != nil {
 			if ctx.Err() == nil {
 				l.fail(fmt.Errorf("POST %s: %w", s.u, err))

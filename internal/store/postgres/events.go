@@ -30,8 +30,9 @@ const (
 	sqlEvBySourceID  = `SELECT ` + evCols + ` FROM switchyard.events WHERE tenant_id = $1 AND source = $2 AND event_id = $3`
 	sqlEvSetDispatch = `UPDATE switchyard.events SET dispatch = $2 WHERE id = $1`
 	sqlEvGet         = `SELECT ` + evCols + ` FROM switchyard.events WHERE id = $1 AND tenant_id = $2`
-	sqlEvDeleteOld   = `DELETE FROM switchyard.events WHERE id IN (
-		SELECT id FROM switchyard.events WHERE received_at < $1 ORDER BY received_at LIMIT $2)`
+	// The oldest by id, those of them received before $1.
+	sqlEvDeleteOld = `DELETE FROM switchyard.events WHERE id IN (
+		SELECT id FROM (SELECT id, received_at FROM switchyard.events ORDER BY id LIMIT $2) oldest WHERE received_at < $1)`
 
 	// Parameter 6, at, is NULL for now.
 	sqlDaInsert = `INSERT INTO switchyard.delivery_attempts (tenant_id, endpoint_id, event_id, job_id, attempt, at, status,

@@ -25,8 +25,10 @@ const (
 	sqlEvBySourceID = `SELECT ` + evCols + ` FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?`
 	sqlEvGet        = `SELECT ` + evCols + ` FROM events WHERE id = ? AND tenant_id = ?`
 	// Parameters: before, limit.
+	// The oldest by id, those of them received before before.
+	// Parameters: limit, before.
 	sqlEvDeleteOld = `DELETE FROM events WHERE id IN (
-		SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)`
+		SELECT id FROM (SELECT id, received_at FROM events ORDER BY id LIMIT ?) WHERE received_at < ?)`
 
 	sqlDaInsert = `INSERT INTO delivery_attempts (tenant_id, endpoint_id, event_id, job_id, attempt, at, status,
 		latency_us, response_headers, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
@@ -62,51 +64,63 @@ func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]s
 	if len(recs) == 0 {
 		return []store.RecordedEvent{}, nil
 	}
-	// Prepare the jobs' rows here, on the caller's goroutine.
+	// Prepare the jobs' rows, and the outcomes of events without jobs,
+	// here on the caller's goroutine: the writer is the serial resource.
 	now := time.Now()
 	plans := make([]*insertPlan, len(recs))
+	dispatches := make([][]byte, len(recs))
 	for i := range recs {
+		var err error
 		if len(recs[i].Jobs) == 0 {
-			continue
+			dispatches[i], err = store.EncodeDispatch(recs[i].Outcomes, nil)
+		} else {
+			plans[i], err = planInsert(recs[i].Jobs, now)
 		}
-		p, err := planInsert(recs[i].Jobs, now)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: record events: event %d: %w", i, err)
 		}
-		plans[i] = p
 	}
 	var out []store.RecordedEvent
 	err := s.w.do(ctx, true, func(t *wtx) error {
 		out = make([]store.RecordedEvent, len(recs))
 		for i := range recs {
-			e := &recs[i].Event
-			stored, err := scanEvent(t.queryRow(stEventBySource, e.TenantID, e.Source, e.EventID))
-			if err == nil {
-				out[i] = store.RecordedEvent{Event: stored, Existing: true}
-				continue
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("event %d: %w", i, err)
-			}
+			rec := recs[i].Event
+			rec.ReceivedAt = fromMicros(t.nowUS)
 			var jobs []store.InsertResult
-			if p := plans[i]; p != nil {
+			if p := plans[i]; p == nil {
+				// No jobs: one statement, which inserts nothing for a
+				// repeat.
+				rec.Dispatch = dispatches[i]
+				id, err := t.insertEvent(stEventInsertNew, &rec)
+				if err != nil {
+					return fmt.Errorf("event %d: %w", i, err)
+				}
+				if id == 0 {
+					if err := t.existingEvent(&recs[i].Event, &out[i]); err != nil {
+						return fmt.Errorf("event %d: %w", i, err)
+					}
+					continue
+				}
+				rec.ID = id
+			} else {
+				// Jobs: a repeat must not make them, so look first.
+				if found, err := t.existingEventIfAny(&recs[i].Event, &out[i]); err != nil || found {
+					if err != nil {
+						return fmt.Errorf("event %d: %w", i, err)
+					}
+					continue
+				}
 				if err := p.run(t); err != nil {
 					return fmt.Errorf("event %d: jobs: %w", i, err)
 				}
 				jobs = p.results()
-			}
-			rec := *e
-			rec.ReceivedAt = fromMicros(t.nowUS)
-			if rec.Dispatch, err = store.EncodeDispatch(recs[i].Outcomes, jobs); err != nil {
-				return fmt.Errorf("event %d: %w", i, err)
-			}
-			res, err := t.exec(stEventInsert, rec.TenantID, rec.Source, rec.EventID,
-				rec.Type, rec.Subject, micros(rec.Time), t.nowUS, string(rec.Body), string(rec.Dispatch))
-			if err != nil {
-				return fmt.Errorf("event %d: %w", i, err)
-			}
-			if rec.ID, err = res.LastInsertId(); err != nil {
-				return fmt.Errorf("event %d: %w", i, err)
+				var err error
+				if rec.Dispatch, err = store.EncodeDispatch(recs[i].Outcomes, jobs); err != nil {
+					return fmt.Errorf("event %d: %w", i, err)
+				}
+				if rec.ID, err = t.insertEvent(stEventInsert, &rec); err != nil {
+					return fmt.Errorf("event %d: %w", i, err)
+				}
 			}
 			rec.Time = fromMicros(micros(rec.Time)) // as stored: microseconds, UTC
 			out[i] = store.RecordedEvent{Event: &rec, Jobs: jobs}
@@ -117,6 +131,44 @@ func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]s
 		return nil, fmt.Errorf("sqlite: record events: %w", err)
 	}
 	return out, nil
+}
+
+// insertEvent inserts rec with statement st and returns its id, or 0 when
+// st inserted nothing (a repeat, for stEventInsertNew).
+func (t *wtx) insertEvent(st stmtID, rec *store.Event) (int64, error) {
+	res, err := t.exec(st, rec.TenantID, rec.Source, rec.EventID,
+		rec.Type, rec.Subject, micros(rec.Time), t.nowUS, string(rec.Body), string(rec.Dispatch))
+	if err != nil {
+		return 0, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// existingEventIfAny reads the recorded event with e's source and id into
+// out, if there is one.
+func (t *wtx) existingEventIfAny(e *store.Event, out *store.RecordedEvent) (bool, error) {
+	stored, err := scanEvent(t.queryRow(stEventBySource, e.TenantID, e.Source, e.EventID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	*out = store.RecordedEvent{Event: stored, Existing: true}
+	return true, nil
+}
+
+// existingEvent reads the recorded event with e's source and id, which
+// must exist, into out.
+func (t *wtx) existingEvent(e *store.Event, out *store.RecordedEvent) error {
+	found, err := t.existingEventIfAny(e, out)
+	if err == nil && !found {
+		err = errors.New("the recorded event vanished")
+	}
+	return err
 }
 
 // GetEvent implements store.Events.
@@ -171,7 +223,7 @@ func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit 
 	var n int64
 	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
 		var err error
-		n, err = t.accExec(sqlEvDeleteOld, micros(before), sqlLimit(limit))
+		n, err = t.accExec(sqlEvDeleteOld, sqlLimit(limit), micros(before))
 		return err
 	})
 	if err != nil {

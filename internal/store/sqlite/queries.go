@@ -62,6 +62,7 @@ const (
 
 	stEventBySource
 	stEventInsert
+	stEventInsertNew
 
 	stChunkSavepoint
 	stChunkRelease
@@ -268,6 +269,7 @@ var stmtSQL = func() [numStmts]string {
 	// Recording an event, the hot path of event and webhook ingest.
 	s[stEventBySource] = sqlEvBySourceID
 	s[stEventInsert] = sqlEvInsert
+	s[stEventInsertNew] = sqlEvInsert + ` ON CONFLICT (tenant_id, source, event_id) DO NOTHING`
 
 	s[stTryLead] = `INSERT INTO leaders (name, leader_id, elected_at, expires_at) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (name) DO UPDATE SET
