@@ -21,6 +21,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -227,6 +228,8 @@ func checkPattern(p string) error {
 		return fmt.Errorf("%w: type pattern %q: 1 to %d characters", ErrInvalid, p, MaxPatternBytes)
 	case p == "*":
 		return nil
+	case strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fmt.Errorf("%w: type pattern %q: no spaces or control characters", ErrInvalid, p)
 	case strings.Contains(strings.TrimSuffix(p, ".*"), "*"):
 		return fmt.Errorf("%w: type pattern %q: \"*\" is allowed only alone or as a last \".*\"", ErrInvalid, p)
 	}

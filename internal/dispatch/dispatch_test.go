@@ -114,6 +114,7 @@ func TestCompileRefuses(t *testing.T) {
 		"no types":          {Actions: ok},
 		"inner star":        {Types: []string{"im*ge.uploaded"}, Actions: ok},
 		"empty pattern":     {Types: []string{""}, Actions: ok},
+		"space in pattern":  {Types: []string{"bad type"}, Actions: ok},
 		"no actions":        {Types: []string{"*"}},
 		"unknown action":    {Types: []string{"*"}, Actions: []Action{{Type: "email"}}},
 		"action type":       {Types: []string{"*"}, Actions: []Action{{Topic: "t"}}},
