@@ -64,3 +64,50 @@ func ExampleSnooze() {
 	}
 	_ = handler
 }
+
+type ThumbnailArgs struct {
+	URL string `json:"url"`
+}
+
+func (ThumbnailArgs) Kind() string { return "thumbnail" }
+
+// ExampleClient_SendEvents routes a CloudEvent through a rule: the event
+// and the job the rule makes of it are recorded together, and sending the
+// event again changes nothing.
+func ExampleClient_SendEvents() {
+	dir, _ := os.MkdirTemp("", "switchyard-example-")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	client, err := switchyard.Open(ctx, switchyard.Config{Database: "sqlite:" + filepath.Join(dir, "switchyard.db")})
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	switchyard.Handle(client, func(ctx context.Context, job *switchyard.Job[ThumbnailArgs]) error { return nil })
+
+	_, err = client.CreateRule(ctx, "thumbnails", switchyard.RuleSpec{
+		Types:   []string{"image.*"},
+		Filter:  `data.size > 1000`,
+		Enabled: true,
+		Actions: []switchyard.RuleAction{{Type: switchyard.RuleEnqueue, Kind: "thumbnail", Queue: "images", Args: `{"url": data.url}`}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	upload := switchyard.CloudEvent{
+		SpecVersion: "1.0", ID: "upload-1", Source: "/uploads", Type: "image.uploaded",
+		Data: []byte(`{"url":"https://cdn.example/cat.png","size":52000}`),
+	}
+	for range 2 {
+		sent, err := client.SendEvents(ctx, upload)
+		if err != nil {
+			panic(err)
+		}
+		d := sent[0].Event.Dispatch[0]
+		job, _ := client.GetJob(ctx, d.Actions[0].JobID)
+		fmt.Printf("repeat %v: rule %s matched %v, job %s %s\n", sent[0].Existing, d.RuleName, d.Matched, job.Kind, job.Args)
+	}
+	// Output:
+	// repeat false: rule thumbnails matched true, job thumbnail {"url":"https://cdn.example/cat.png"}
+	// repeat true: rule thumbnails matched true, job thumbnail {"url":"https://cdn.example/cat.png"}
+}
