@@ -42,8 +42,9 @@ type CloudEvent struct {
 
 // CloudEvents limits.
 const (
-	// MaxEventBytes bounds an event in its structured JSON form.
-	MaxEventBytes = 256 << 10
+	// MaxEventBytes bounds an event in its structured JSON form: room for
+	// the largest common webhooks (a GitHub push of many commits).
+	MaxEventBytes = 1 << 20
 	// MaxEventBatch bounds the events of one batch.
 	MaxEventBatch = 1000
 	maxAttrBytes  = 1024

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	switchyard "github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/server/servertest"
 	"github.com/switchyard-dev/switchyard/internal/testdb"
 )
@@ -203,7 +204,7 @@ func TestEventsOverHTTP(t *testing.T) {
 			{"binary bad JSON data", `{"a":`, []string{"ce-specversion", "1.0", "ce-id", "z", "ce-source", "/bad", "ce-type", "bad.thing"}, 400, "not valid JSON"},
 			{"binary bad time", `{}`, []string{"ce-specversion", "1.0", "ce-id", "z", "ce-source", "/bad", "ce-type", "bad.thing", "ce-time", "yesterday"}, 400, "ce-time"},
 			{"binary bad extension name", `{}`, []string{"ce-specversion", "1.0", "ce-id", "z", "ce-source", "/bad", "ce-type", "bad.thing", "ce-my-ext", "1"}, 400, "my-ext"},
-			{"oversized", `{` + ok + `,"id":"z","data":"` + strings.Repeat("x", 300<<10) + `"}`, []string{"Content-Type", structured}, 413, "limit"},
+			{"oversized", `{` + ok + `,"id":"z","data":"` + strings.Repeat("x", switchyard.MaxEventBytes) + `"}`, []string{"Content-Type", structured}, 413, "limit"},
 			{"too many in a batch", `[` + strings.Repeat(`{`+ok+`,"id":"z"},`, 2000) + `{` + ok + `,"id":"z"}]`, []string{"Content-Type", mediaBatch}, 400, "1 to 1000"},
 			{"not an event type", `hello`, []string{"Content-Type", "text/plain"}, 415, "CloudEvent"},
 		} {

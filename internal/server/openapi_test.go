@@ -1354,7 +1354,7 @@ func TestOpenAPIEventsMatch(t *testing.T) {
 	o.do(400, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","id":"z","source":"/b","type":"t","Bad-Name":1}`, docRejects: true})
 	o.do(400, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents-batch+json", body: `[]`, docRejects: true})
 	o.do(400, &exchange{method: "POST", path: "/v1/events", contentType: "application/cloudevents+json", body: `{"specversion":`})
-	o.do(413, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","id":"z","source":"/b","type":"t","data":"` + strings.Repeat("x", 300<<10) + `"}`})
+	o.do(413, &exchange{method: "POST", path: "/v1/events", body: `{"specversion":"1.0","id":"z","source":"/b","type":"t","data":"` + strings.Repeat("x", switchyard.MaxEventBytes) + `"}`})
 	o.do(415, &exchange{method: "POST", path: "/v1/events", contentType: "text/plain", body: "hello"})
 	o.do(401, &exchange{method: "POST", path: "/v1/events", noKey: true, body: img})
 
