@@ -366,3 +366,41 @@ func TestDeliveriesSlowReceivers(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent changes to one endpoint all take effect: each is applied to
+// the version it read, and applied again if it lost the race.
+func TestEndpointChangesDoNotLoseEachOther(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachBackend(t, func(t *testing.T, db string) {
+		c := open(t, testConfig(db))
+		ctx := t.Context()
+		ep, err := c.CreateEndpoint(ctx, "e", switchyard.EndpointSpec{URL: "https://hooks.example/x", Types: []string{"a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const rotations = 8
+		var wg sync.WaitGroup
+		for range rotations {
+			wg.Go(func() {
+				if _, err := c.RotateEndpointSecret(ctx, ep.ID); err != nil {
+					t.Errorf("RotateEndpointSecret: %v", err)
+				}
+			})
+		}
+		wg.Go(func() {
+			spec := ep.EndpointSpec
+			spec.Description = "changed meanwhile"
+			if _, err := c.UpdateEndpoint(ctx, ep.ID, "e", spec); err != nil {
+				t.Errorf("UpdateEndpoint: %v", err)
+			}
+		})
+		wg.Wait()
+		got, err := c.Endpoint(ctx, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Secrets) != rotations+1 || got.Description != "changed meanwhile" {
+			t.Errorf("after %d concurrent rotations and an update: %d secrets, description %q", rotations, len(got.Secrets), got.Description)
+		}
+	})
+}

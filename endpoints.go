@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -201,7 +202,7 @@ func (c *Client) CreateEndpoint(ctx context.Context, name string, spec EndpointS
 	}
 	now := time.Now().UTC()
 	st := endpointStored{EndpointSpec: spec, Secrets: []EndpointSecret{{Secret: secret, CreatedAt: now}}}
-	d, err := c.saveDefinition(ctx, store.KindEndpoint, "ep_"+rand.Text()[:16], name, st, true)
+	d, err := c.saveDefinition(ctx, store.KindEndpoint, "ep_"+rand.Text()[:16], name, st, true, 0)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create endpoint: %w", err)
 	}
@@ -268,22 +269,29 @@ func (c *Client) RotateEndpointSecret(ctx context.Context, id string) (*Endpoint
 }
 
 // changeEndpoint reads an endpoint of tenant, applies change, and stores
-// it.
+// it, reading and applying again if the endpoint changed meanwhile: a
+// rotation and a disabling at the same moment both take effect.
 func (c *Client) changeEndpoint(ctx context.Context, tenant, id string, change func(*Endpoint)) (*Endpoint, error) {
-	d, err := c.store.GetDefinition(ctx, store.KindEndpoint, tenant, id)
-	if err != nil {
-		return nil, err
+	for tries := 0; ; tries++ {
+		d, err := c.store.GetDefinition(ctx, store.KindEndpoint, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		ep, err := endpointFromStore(d)
+		if err != nil {
+			return nil, err
+		}
+		change(ep)
+		d, err = c.ForTenant(tenant).saveDefinition(ctx, store.KindEndpoint, id, ep.Name,
+			endpointStored{EndpointSpec: ep.EndpointSpec, Secrets: ep.Secrets}, false, d.Version)
+		if errors.Is(err, store.ErrChanged) && tries < 10 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return endpointFromStore(d)
 	}
-	ep, err := endpointFromStore(d)
-	if err != nil {
-		return nil, err
-	}
-	change(ep)
-	d, err = c.ForTenant(tenant).saveDefinition(ctx, store.KindEndpoint, id, ep.Name, endpointStored{EndpointSpec: ep.EndpointSpec, Secrets: ep.Secrets}, false)
-	if err != nil {
-		return nil, err
-	}
-	return endpointFromStore(d)
 }
 
 // DeleteEndpoint deletes an endpoint; its pending deliveries end.

@@ -89,7 +89,7 @@ func (c *Client) CreateRule(ctx context.Context, name string, spec RuleSpec) (*R
 	if _, err := c.checkRule(name, spec); err != nil {
 		return nil, fmt.Errorf("switchyard: create rule: %w", err)
 	}
-	d, err := c.saveDefinition(ctx, store.KindRule, newRuleID(), name, spec, true)
+	d, err := c.saveDefinition(ctx, store.KindRule, newRuleID(), name, spec, true, 0)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create rule: %w", err)
 	}
@@ -117,7 +117,7 @@ func (c *Client) UpdateRule(ctx context.Context, id, name string, spec RuleSpec)
 	if _, err := c.checkRule(name, spec); err != nil {
 		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
 	}
-	d, err := c.saveDefinition(ctx, store.KindRule, id, name, spec, false)
+	d, err := c.saveDefinition(ctx, store.KindRule, id, name, spec, false, 0)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: update rule %s: %w", id, err)
 	}

@@ -139,7 +139,7 @@ func (c *Client) CreateSource(ctx context.Context, name string, spec SourceSpec)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create source: %w", err)
 	}
-	d, err := c.saveDefinition(ctx, store.KindSource, "src_"+rand.Text()[:16], name, spec, true)
+	d, err := c.saveDefinition(ctx, store.KindSource, "src_"+rand.Text()[:16], name, spec, true, 0)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: create source: %w", err)
 	}
@@ -153,7 +153,7 @@ func (c *Client) UpdateSource(ctx context.Context, id, name string, spec SourceS
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: update source %s: %w", id, err)
 	}
-	d, err := c.saveDefinition(ctx, store.KindSource, id, name, spec, false)
+	d, err := c.saveDefinition(ctx, store.KindSource, id, name, spec, false, 0)
 	if err != nil {
 		return nil, fmt.Errorf("switchyard: update source %s: %w", id, err)
 	}
@@ -162,12 +162,15 @@ func (c *Client) UpdateSource(ctx context.Context, id, name string, spec SourceS
 
 // saveDefinition creates or updates a definition of this client's tenant
 // with spec as its JSON, and drops the caches of definitions.
-func (c *Client) saveDefinition(ctx context.Context, kind, id, name string, spec any, create bool) (*store.Definition, error) {
+//
+// An update with a version other than 0 applies only to that version of
+// the definition (see store.Definition.Version).
+func (c *Client) saveDefinition(ctx context.Context, kind, id, name string, spec any, create bool, version int64) (*store.Definition, error) {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
-	d := store.Definition{Kind: kind, ID: id, TenantID: c.cfg.TenantID, Name: name, Spec: b}
+	d := store.Definition{Kind: kind, ID: id, TenantID: c.cfg.TenantID, Name: name, Spec: b, Version: version}
 	var out *store.Definition
 	if create {
 		out, err = c.store.CreateDefinition(ctx, d)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"time"
 )
@@ -161,7 +162,15 @@ type Definition struct {
 	// Set by the store, from the database clock.
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Version is 1 when created, and one more after every update. Given
+	// to UpdateDefinition, it makes the update conditional: a
+	// read-modify-write that lost a race fails with ErrChanged instead of
+	// undoing the other change.
+	Version int64
 }
+
+// ErrChanged: the definition changed since the version the caller read.
+var ErrChanged = errors.New("changed since it was read")
 
 // Events is the part of the Store that keeps received events and the
 // definitions (rules, sources, endpoints) that route them.
@@ -213,8 +222,10 @@ type Events interface {
 	ListDefinitions(ctx context.Context, kind, tenantID, after string, limit int) ([]*Definition, error)
 
 	// UpdateDefinition replaces the name and spec of definition (d.Kind,
-	// d.TenantID, d.ID), sets UpdatedAt and sends a NotifyDefinitions;
-	// ErrNotFound for an unknown one, ErrConflict if another has the name.
+	// d.TenantID, d.ID), sets UpdatedAt, increments Version and sends a
+	// NotifyDefinitions; ErrNotFound for an unknown one, ErrConflict if
+	// another has the name. With d.Version set, only if the stored
+	// version is d.Version, else ErrChanged.
 	UpdateDefinition(ctx context.Context, d Definition) (*Definition, error)
 
 	// DeleteDefinition deletes a definition and sends a NotifyDefinitions;

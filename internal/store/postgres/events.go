@@ -18,7 +18,7 @@ import (
 
 const (
 	evCols  = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
-	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at`
+	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at, version`
 	daCols  = `id, tenant_id, endpoint_id, event_id, job_id, attempt, at, status, latency_us, response_headers, response_body, error`
 
 	// The insert claims (tenant, source, event_id): a concurrent insert of
@@ -45,10 +45,11 @@ const (
 	sqlDefInsert = `INSERT INTO switchyard.definitions (kind, id, tenant_id, name, spec) VALUES ($1, $2, $3, $4, $5)
 		RETURNING ` + defCols
 	// Parameters: kind, id, tenant ("" for any).
-	sqlDefGet    = `SELECT ` + defCols + ` FROM switchyard.definitions WHERE kind = $1 AND id = $2 AND ($3 = '' OR tenant_id = $3)`
-	sqlDefList   = `SELECT ` + defCols + ` FROM switchyard.definitions WHERE kind = $1 AND tenant_id = $2 AND id > $3 ORDER BY id LIMIT $4`
-	sqlDefUpdate = `UPDATE switchyard.definitions SET name = $4, spec = $5, updated_at = now()
-		WHERE kind = $1 AND id = $2 AND tenant_id = $3 RETURNING ` + defCols
+	sqlDefGet  = `SELECT ` + defCols + ` FROM switchyard.definitions WHERE kind = $1 AND id = $2 AND ($3 = '' OR tenant_id = $3)`
+	sqlDefList = `SELECT ` + defCols + ` FROM switchyard.definitions WHERE kind = $1 AND tenant_id = $2 AND id > $3 ORDER BY id LIMIT $4`
+	// Parameter 6, the version, is 0 for any.
+	sqlDefUpdate = `UPDATE switchyard.definitions SET name = $4, spec = $5, updated_at = now(), version = version + 1
+		WHERE kind = $1 AND id = $2 AND tenant_id = $3 AND ($6 = 0 OR version = $6) RETURNING ` + defCols
 	sqlDefDelete = `DELETE FROM switchyard.definitions WHERE kind = $1 AND id = $2 AND tenant_id = $3`
 )
 
@@ -275,7 +276,7 @@ func scanDefinition(row pgx.Row) (*store.Definition, error) {
 		spec             string
 		created, updated pgtype.Timestamptz
 	)
-	if err := row.Scan(&d.Kind, &d.ID, &d.TenantID, &d.Name, &spec, &created, &updated); err != nil {
+	if err := row.Scan(&d.Kind, &d.ID, &d.TenantID, &d.Name, &spec, &created, &updated, &d.Version); err != nil {
 		return nil, err
 	}
 	d.Spec, d.CreatedAt, d.UpdatedAt = []byte(spec), timeOf(created), timeOf(updated)
@@ -322,9 +323,13 @@ func (s *Store) ListDefinitions(ctx context.Context, kind, tenantID, after strin
 
 // UpdateDefinition implements store.Events.
 func (s *Store) UpdateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
-	got, err := scanDefinition(s.pool.QueryRow(ctx, sqlDefUpdate, d.Kind, d.ID, d.TenantID, d.Name, string(d.Spec)))
+	got, err := scanDefinition(s.pool.QueryRow(ctx, sqlDefUpdate, d.Kind, d.ID, d.TenantID, d.Name, string(d.Spec), d.Version))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
+		// Unknown, or of another version.
+		if _, gerr := s.GetDefinition(ctx, d.Kind, d.TenantID, d.ID); gerr == nil {
+			return nil, fmt.Errorf("postgres: update %s %s: %w", d.Kind, d.ID, store.ErrChanged)
+		}
 		return nil, fmt.Errorf("postgres: update %s %s: %w", d.Kind, d.ID, store.ErrNotFound)
 	case isUniqueViolation(err):
 		return nil, fmt.Errorf("postgres: update %s %s: a %s named %q exists: %w", d.Kind, d.ID, d.Kind, d.Name, store.ErrConflict)

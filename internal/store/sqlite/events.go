@@ -17,7 +17,7 @@ import (
 
 const (
 	evCols  = `id, tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
-	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at`
+	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at, version`
 	daCols  = `id, tenant_id, endpoint_id, event_id, job_id, attempt, at, status, latency_us, response_headers, response_body, error`
 
 	sqlEvInsert = `INSERT INTO events (tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch)
@@ -36,12 +36,14 @@ const (
 	sqlDaDeleteOld = `DELETE FROM delivery_attempts WHERE id IN (
 		SELECT id FROM delivery_attempts WHERE at < ? ORDER BY at LIMIT ?)`
 
-	sqlDefInsert = `INSERT INTO definitions (` + defCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlDefInsert = `INSERT INTO definitions (` + defCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, 1)`
 	// Parameters: kind, id, tenant ("" for any).
 	sqlDefGet  = `SELECT ` + defCols + ` FROM definitions WHERE kind = ?1 AND id = ?2 AND (?3 = '' OR tenant_id = ?3)`
 	sqlDefList = `SELECT ` + defCols + ` FROM definitions WHERE kind = ? AND tenant_id = ? AND id > ? ORDER BY id LIMIT ?`
 	// Parameters: name, spec, updated_at, kind, id, tenant.
-	sqlDefUpdate = `UPDATE definitions SET name = ?, spec = ?, updated_at = ? WHERE kind = ? AND id = ? AND tenant_id = ?`
+	// Parameters: name, spec, updated_at, kind, id, tenant, version (0: any).
+	sqlDefUpdate = `UPDATE definitions SET name = ?1, spec = ?2, updated_at = ?3, version = version + 1
+		WHERE kind = ?4 AND id = ?5 AND tenant_id = ?6 AND (?7 = 0 OR version = ?7)`
 	sqlDefDelete = `DELETE FROM definitions WHERE kind = ? AND id = ? AND tenant_id = ?`
 )
 
@@ -329,7 +331,7 @@ func scanDefinition(sc scanner) (*store.Definition, error) {
 		spec             string
 		created, updated sqlInt
 	)
-	if err := sc.Scan(&d.Kind, &d.ID, &d.TenantID, &d.Name, &spec, &created, &updated); err != nil {
+	if err := sc.Scan(&d.Kind, &d.ID, &d.TenantID, &d.Name, &spec, &created, &updated, &d.Version); err != nil {
 		return nil, err
 	}
 	d.Spec, d.CreatedAt, d.UpdatedAt = []byte(spec), fromMicros(int64(created)), fromMicros(int64(updated))
@@ -339,7 +341,7 @@ func scanDefinition(sc scanner) (*store.Definition, error) {
 // CreateDefinition implements store.Events.
 func (s *Store) CreateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
 	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
-		d.CreatedAt, d.UpdatedAt = fromMicros(t.nowUS), fromMicros(t.nowUS)
+		d.CreatedAt, d.UpdatedAt, d.Version = fromMicros(t.nowUS), fromMicros(t.nowUS), 1
 		if _, err := t.accExec(sqlDefInsert, d.Kind, d.ID, d.TenantID, d.Name, string(d.Spec), t.nowUS, t.nowUS); err != nil {
 			return err
 		}
@@ -380,15 +382,18 @@ func (s *Store) ListDefinitions(ctx context.Context, kind, tenantID, after strin
 func (s *Store) UpdateDefinition(ctx context.Context, d store.Definition) (*store.Definition, error) {
 	var got *store.Definition
 	err := s.w.do(ctx, true, func(t *wtx) error {
-		n, err := t.accExec(sqlDefUpdate, d.Name, string(d.Spec), t.nowUS, d.Kind, d.ID, d.TenantID)
+		n, err := t.accExec(sqlDefUpdate, d.Name, string(d.Spec), t.nowUS, d.Kind, d.ID, d.TenantID, d.Version)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		got, err = scanDefinition(t.accQueryRow(sqlDefGet, d.Kind, d.ID, d.TenantID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
 			return store.ErrNotFound
-		}
-		if got, err = scanDefinition(t.accQueryRow(sqlDefGet, d.Kind, d.ID, d.TenantID)); err != nil {
+		case err != nil:
 			return err
+		case n == 0:
+			return store.ErrChanged
 		}
 		t.notify(store.Notification{Kind: store.NotifyDefinitions, TenantID: d.TenantID})
 		return nil

@@ -350,6 +350,24 @@ func testDefinitionsCRUD(t *testing.T, open opener) {
 	if err != nil || up.Name != "thumbnails" || !up.UpdatedAt.After(r.UpdatedAt) || !up.CreatedAt.Equal(r.CreatedAt) {
 		t.Errorf("UpdateDefinition = %+v, %v", up, err)
 	}
+	if r.Version != 1 || up.Version != 2 {
+		t.Errorf("versions: created %d, updated %d; want 1, 2", r.Version, up.Version)
+	}
+	// A read-modify-write that lost a race fails, and changes nothing.
+	stale := rule(tenantA, "rul_b", "stale", `{"types":["x"]}`)
+	stale.Version = 1
+	if _, err := e.s.UpdateDefinition(e.ctx(), stale); !errors.Is(err, store.ErrChanged) {
+		t.Errorf("UpdateDefinition of version 1 after an update = %v, want ErrChanged", err)
+	}
+	fresh := rule(tenantA, "rul_b", "thumbnails", `{"types":["image.*"]}`)
+	fresh.Version = 2
+	if got, err := e.s.UpdateDefinition(e.ctx(), fresh); err != nil || got.Version != 3 || string(got.Spec) == `{"types":["x"]}` {
+		t.Errorf("UpdateDefinition of the current version = %+v, %v", got, err)
+	}
+	fresh.ID = "rul_nope"
+	if _, err := e.s.UpdateDefinition(e.ctx(), fresh); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateDefinition of an unknown id with a version = %v, want ErrNotFound", err)
+	}
 	if _, err := e.s.UpdateDefinition(e.ctx(), rule(tenantA, "rul_b", "alert", `{}`)); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("UpdateDefinition to a taken name = %v, want ErrConflict", err)
 	}

@@ -36,6 +36,7 @@ CREATE TABLE switchyard.definitions (
     spec       jsonb NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
+    version    bigint NOT NULL DEFAULT 1, -- +1 on every update, for read-modify-write
     UNIQUE (tenant_id, kind, name)
 );
 CREATE INDEX definitions_tenant ON switchyard.definitions (tenant_id, kind, id);

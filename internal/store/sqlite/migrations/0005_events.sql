@@ -36,6 +36,7 @@ CREATE TABLE definitions (
     spec       TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    version    INTEGER NOT NULL DEFAULT 1, -- +1 on every update, for read-modify-write
     UNIQUE (tenant_id, kind, name)
 ) STRICT;
 CREATE INDEX definitions_tenant ON definitions (tenant_id, kind, id);
