@@ -88,7 +88,6 @@ func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]s
 		for i := range recs {
 			rec := recs[i].Event
 			rec.ReceivedAt = fromMicros(t.nowUS)
-			var jobs []store.InsertResult
 			if p := plans[i]; p == nil {
 				// No jobs: one statement, which inserts nothing for a
 				// repeat.
@@ -105,34 +104,74 @@ func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]s
 				}
 				rec.ID = id
 			} else {
-				// Jobs: a repeat must not make them, so look first.
-				if found, err := t.existingEventIfAny(&recs[i].Event, &out[i]); err != nil || found {
-					if err != nil {
+				// Jobs: inserted first, so the event's outcomes can name
+				// them, in a savepoint that a repeat undoes (rare: a
+				// sender's retry).
+				id, err := t.insertWithJobs(p, &rec, recs[i].Outcomes)
+				if err != nil {
+					return fmt.Errorf("event %d: %w", i, err)
+				}
+				if id == 0 {
+					if err := t.existingEvent(&recs[i].Event, &out[i]); err != nil {
 						return fmt.Errorf("event %d: %w", i, err)
 					}
 					continue
 				}
-				if err := p.run(t); err != nil {
-					return fmt.Errorf("event %d: jobs: %w", i, err)
-				}
-				jobs = p.results()
-				var err error
-				if rec.Dispatch, err = store.EncodeDispatch(recs[i].Outcomes, jobs); err != nil {
-					return fmt.Errorf("event %d: %w", i, err)
-				}
-				if rec.ID, err = t.insertEvent(stEventInsert, &rec); err != nil {
-					return fmt.Errorf("event %d: %w", i, err)
-				}
+				rec.ID = id
 			}
 			rec.Time = fromMicros(micros(rec.Time)) // as stored: microseconds, UTC
-			out[i] = store.RecordedEvent{Event: &rec, Jobs: jobs}
+			out[i] = store.RecordedEvent{Event: &rec}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: record events: %w", err)
 	}
+	// The jobs' results are built here, off the writer.
+	for i, p := range plans {
+		if p != nil && !out[i].Existing {
+			out[i].Jobs = p.results()
+		}
+	}
 	return out, nil
+}
+
+// insertWithJobs inserts p's jobs, then rec with outcomes naming them,
+// unless rec is a repeat: then it undoes the jobs and returns 0.
+func (t *wtx) insertWithJobs(p *insertPlan, rec *store.Event, outcomes []store.RuleOutcome) (int64, error) {
+	notes := len(t.w.notes)
+	if _, err := t.exec(stChunkSavepoint); err != nil {
+		return 0, err
+	}
+	id, err := t.jobsThenEvent(p, rec, outcomes)
+	if err == nil && id == 0 {
+		_, err = t.exec(stChunkRollbackTo)
+		t.w.notes = t.w.notes[:notes] // the jobs' notifications go too
+	}
+	if _, rerr := t.exec(stChunkRelease); err == nil {
+		err = rerr
+	}
+	return id, err
+}
+
+func (t *wtx) jobsThenEvent(p *insertPlan, rec *store.Event, outcomes []store.RuleOutcome) (int64, error) {
+	if err := p.run(t); err != nil {
+		return 0, fmt.Errorf("jobs: %w", err)
+	}
+	// Only the ids matter to the outcomes.
+	jobs := make([]store.InsertResult, len(p.ids))
+	for k, id := range p.ids {
+		if j, ok := p.existing[k]; ok {
+			jobs[k] = store.InsertResult{Job: j, Existing: true}
+		} else {
+			jobs[k] = store.InsertResult{Job: &store.Job{ID: id}}
+		}
+	}
+	var err error
+	if rec.Dispatch, err = store.EncodeDispatch(outcomes, jobs); err != nil {
+		return 0, err
+	}
+	return t.insertEvent(stEventInsertNew, rec)
 }
 
 // insertEvent inserts rec with statement st and returns its id, or 0 when
