@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"time"
 )
@@ -71,12 +70,7 @@ type AuditParams struct {
 }
 
 // AuditPage is one page of ListAudit.
-type AuditPage struct {
-	Items []AuditEntry `json:"items"`
-	// NextCursor fetches the next page when passed as AuditParams.Cursor;
-	// "" on the last page.
-	NextCursor string `json:"next_cursor"`
-}
+type AuditPage = Page[AuditEntry]
 
 // ListAudit returns one page of the tenant's audit log, newest first.
 // Reading it needs the admin role.
@@ -100,12 +94,5 @@ func (c *Client) ListAudit(ctx context.Context, p AuditParams) (*AuditPage, erro
 	if p.AllTenants {
 		q.Set("all_tenants", strconv.FormatBool(true))
 	}
-	page := new(AuditPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/audit", q, nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []AuditEntry{}
-	}
-	return page, nil
+	return listPage[AuditEntry](ctx, c, "/v1/audit", q)
 }

@@ -183,12 +183,7 @@ type ListEventsParams struct {
 }
 
 // EventPage is one page of ListEvents.
-type EventPage struct {
-	Items []Event `json:"items"`
-	// NextCursor fetches the next page when passed as
-	// ListEventsParams.Cursor; "" on the last page.
-	NextCursor string `json:"next_cursor"`
-}
+type EventPage = Page[Event]
 
 // ListEvents returns one page of the tenant's recorded events, newest
 // first.
@@ -212,14 +207,7 @@ func (c *Client) ListEvents(ctx context.Context, p ListEventsParams) (*EventPage
 		q.Set("limit", strconv.Itoa(p.Limit))
 	}
 	set("cursor", p.Cursor)
-	page := new(EventPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/events", q, nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []Event{}
-	}
-	return page, nil
+	return listPage[Event](ctx, c, "/v1/events", q)
 }
 
 // GetEvent returns a recorded event by the server's id (Event.ID, not the

@@ -145,12 +145,7 @@ type ListJobsParams struct {
 }
 
 // JobPage is one page of ListJobs.
-type JobPage struct {
-	Items []Job `json:"items"`
-	// NextCursor fetches the next page when passed as ListJobsParams.Cursor;
-	// "" on the last page.
-	NextCursor string `json:"next_cursor"`
-}
+type JobPage = Page[Job]
 
 // EnqueueJob durably enqueues one job. When req.UniqueKey matches a live job
 // (scheduled, available, running or retryable), nothing is enqueued: that
@@ -204,14 +199,7 @@ func (c *Client) ListJobs(ctx context.Context, p ListJobsParams) (*JobPage, erro
 		q.Set("limit", strconv.Itoa(p.Limit))
 	}
 	set("cursor", p.Cursor)
-	page := new(JobPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/jobs", q, nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []Job{}
-	}
-	return page, nil
+	return listPage[Job](ctx, c, "/v1/jobs", q)
 }
 
 // CancelJob cancels a job that has not reached a final state and returns

@@ -49,12 +49,7 @@ type KeyRequest struct {
 }
 
 // KeyPage is one page of ListKeys.
-type KeyPage struct {
-	Items []APIKey `json:"items"`
-	// NextCursor fetches the next page when passed as ListParams.Cursor;
-	// "" on the last page.
-	NextCursor string `json:"next_cursor"`
-}
+type KeyPage = Page[APIKey]
 
 // CreateKey creates an API key in the tenant and returns it with its
 // secret, which the server does not keep: it cannot be shown again.
@@ -75,14 +70,7 @@ func (c *Client) CreateKey(ctx context.Context, req KeyRequest) (key *APIKey, se
 // ListKeys returns one page of the tenant's API keys in id order, revoked
 // ones included.
 func (c *Client) ListKeys(ctx context.Context, p ListParams) (*KeyPage, error) {
-	page := new(KeyPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/keys", p.query(), nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []APIKey{}
-	}
-	return page, nil
+	return listPage[APIKey](ctx, c, "/v1/keys", p.query())
 }
 
 // GetKey returns one of the tenant's API keys, revoked or not.

@@ -66,12 +66,7 @@ type RuleRequest struct {
 }
 
 // RulePage is one page of ListRules.
-type RulePage struct {
-	Items []Rule `json:"items"`
-	// NextCursor fetches the next page when passed as ListParams.Cursor;
-	// "" on the last page.
-	NextCursor string `json:"next_cursor"`
-}
+type RulePage = Page[Rule]
 
 // CreateRule saves a rule in the tenant. A rule of the same name answers
 // an *Error with code "conflict"; an expression that does not compile,
@@ -86,14 +81,7 @@ func (c *Client) CreateRule(ctx context.Context, req RuleRequest) (*Rule, error)
 
 // ListRules returns one page of the tenant's rules in id order.
 func (c *Client) ListRules(ctx context.Context, p ListParams) (*RulePage, error) {
-	page := new(RulePage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/rules", p.query(), nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []Rule{}
-	}
-	return page, nil
+	return listPage[Rule](ctx, c, "/v1/rules", p.query())
 }
 
 // GetRule returns one of the tenant's rules.

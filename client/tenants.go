@@ -102,13 +102,27 @@ func (p ListParams) query() url.Values {
 	return q
 }
 
-// TenantPage is one page of ListTenants.
-type TenantPage struct {
-	Items []Tenant `json:"items"`
-	// NextCursor fetches the next page when passed as ListParams.Cursor;
-	// "" on the last page.
+// Page is one page of a list: its items, and NextCursor, which fetches
+// the next page when passed as the list's Cursor ("" on the last page).
+type Page[T any] struct {
+	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor"`
 }
+
+// listPage gets one page of the list at path.
+func listPage[T any](ctx context.Context, c *Client, path string, q url.Values) (*Page[T], error) {
+	page := new(Page[T])
+	if _, err := c.do(ctx, http.MethodGet, path, q, nil, page); err != nil {
+		return nil, err
+	}
+	if page.Items == nil {
+		page.Items = []T{}
+	}
+	return page, nil
+}
+
+// TenantPage is one page of ListTenants.
+type TenantPage = Page[Tenant]
 
 // CreateTenant creates a tenant; only instance administrators may. The
 // server answers an *Error with code "conflict" when the id is taken.
@@ -123,14 +137,7 @@ func (c *Client) CreateTenant(ctx context.Context, req TenantRequest) (*Tenant, 
 // ListTenants returns one page of tenants in id order: every tenant to an
 // instance administrator, else the tenants the caller belongs to.
 func (c *Client) ListTenants(ctx context.Context, p ListParams) (*TenantPage, error) {
-	page := new(TenantPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/tenants", p.query(), nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []Tenant{}
-	}
-	return page, nil
+	return listPage[Tenant](ctx, c, "/v1/tenants", p.query())
 }
 
 // GetTenant returns a tenant the caller belongs to (any tenant for an

@@ -71,12 +71,7 @@ type UserUpdate struct {
 }
 
 // UserPage is one page of ListUsers.
-type UserPage struct {
-	Items []User `json:"items"`
-	// NextCursor fetches the next page when passed as ListParams.Cursor;
-	// "" on the last page.
-	NextCursor string `json:"next_cursor"`
-}
+type UserPage = Page[User]
 
 // CreateUser adds a member to the tenant, creating the user when the email
 // is new, and returns them. A user who is a member already answers an
@@ -91,14 +86,7 @@ func (c *Client) CreateUser(ctx context.Context, req UserRequest) (*User, error)
 
 // ListUsers returns one page of the tenant's members in id order.
 func (c *Client) ListUsers(ctx context.Context, p ListParams) (*UserPage, error) {
-	page := new(UserPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/users", p.query(), nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []User{}
-	}
-	return page, nil
+	return listPage[User](ctx, c, "/v1/users", p.query())
 }
 
 // GetUser returns a member of the tenant with their role there.

@@ -66,10 +66,7 @@ type SourceRequest struct {
 }
 
 // SourcePage is one page of ListSources.
-type SourcePage struct {
-	Items      []Source `json:"items"`
-	NextCursor string   `json:"next_cursor"`
-}
+type SourcePage = Page[Source]
 
 // CreateSource saves an inbound source in the tenant (admin).
 func (c *Client) CreateSource(ctx context.Context, req SourceRequest) (*Source, error) {
@@ -82,14 +79,7 @@ func (c *Client) CreateSource(ctx context.Context, req SourceRequest) (*Source, 
 
 // ListSources returns one page of the tenant's sources in id order.
 func (c *Client) ListSources(ctx context.Context, p ListParams) (*SourcePage, error) {
-	page := new(SourcePage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/sources", p.query(), nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []Source{}
-	}
-	return page, nil
+	return listPage[Source](ctx, c, "/v1/sources", p.query())
 }
 
 // GetSource returns one of the tenant's sources.
@@ -177,10 +167,7 @@ type EndpointRequest struct {
 }
 
 // EndpointPage is one page of ListEndpoints.
-type EndpointPage struct {
-	Items      []Endpoint `json:"items"`
-	NextCursor string     `json:"next_cursor"`
-}
+type EndpointPage = Page[Endpoint]
 
 // DeliveryAttempt is one attempt to deliver an event to an endpoint.
 type DeliveryAttempt struct {
@@ -198,10 +185,7 @@ type DeliveryAttempt struct {
 }
 
 // DeliveryAttemptPage is one page of ListDeliveryAttempts.
-type DeliveryAttemptPage struct {
-	Items      []DeliveryAttempt `json:"items"`
-	NextCursor string            `json:"next_cursor"`
-}
+type DeliveryAttemptPage = Page[DeliveryAttempt]
 
 // ListDeliveryAttemptsParams selects attempts.
 type ListDeliveryAttemptsParams struct {
@@ -221,14 +205,7 @@ func (c *Client) CreateEndpoint(ctx context.Context, req EndpointRequest) (*Endp
 
 // ListEndpoints returns one page of the tenant's endpoints in id order.
 func (c *Client) ListEndpoints(ctx context.Context, p ListParams) (*EndpointPage, error) {
-	page := new(EndpointPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/endpoints", p.query(), nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []Endpoint{}
-	}
-	return page, nil
+	return listPage[Endpoint](ctx, c, "/v1/endpoints", p.query())
 }
 
 // GetEndpoint returns one of the tenant's endpoints.
@@ -267,14 +244,7 @@ func (c *Client) ListDeliveryAttempts(ctx context.Context, id string, p ListDeli
 	if p.EventID != "" {
 		q.Set("event_id", p.EventID)
 	}
-	page := new(DeliveryAttemptPage)
-	if _, err := c.do(ctx, http.MethodGet, "/v1/endpoints/"+url.PathEscape(id)+"/attempts", q, nil, page); err != nil {
-		return nil, err
-	}
-	if page.Items == nil {
-		page.Items = []DeliveryAttempt{}
-	}
-	return page, nil
+	return listPage[DeliveryAttempt](ctx, c, "/v1/endpoints/"+url.PathEscape(id)+"/attempts", q)
 }
 
 // Redeliver enqueues a new delivery of a recorded event (Switchyard's

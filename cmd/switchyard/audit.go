@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -58,42 +59,33 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		head := "TIME\tACTOR\tACTION\tTARGET\tRESULT\tSTATUS\tDETAIL"
-		if p.AllTenants {
-			head = "TIME\tTENANT\tACTOR\tACTION\tTARGET\tRESULT\tSTATUS\tDETAIL"
-		}
-		fmt.Fprintln(tw, head)
+	head := "TIME\tACTOR\tACTION\tTARGET\tRESULT\tSTATUS\tDETAIL"
+	if p.AllTenants {
+		head = "TIME\tTENANT\tACTOR\tACTION\tTARGET\tRESULT\tSTATUS\tDETAIL"
 	}
-	err = listPages(pf, tw, stderr, func(lp client.ListParams) ([]client.AuditEntry, string, error) {
-		p.Limit, p.Cursor = lp.Limit, lp.Cursor
-		page, err := c.ListAudit(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(e *client.AuditEntry) error {
-		if cf.jsonOut {
-			return printJSON(stdout, e.Raw, e)
-		}
-		cols := []string{compactTime(e.Time)}
-		if p.AllTenants {
-			cols = append(cols, e.TenantID)
-		}
-		actor := e.Actor.Type
-		if e.Actor.ID != "" {
-			actor += ":" + e.Actor.ID
-		}
-		status := "-"
-		if e.Status != 0 {
-			status = itoa(e.Status)
-		}
-		cols = append(cols, actor, e.Action, orDash(e.Target), e.Result, status, orDash(oneLine(e.Detail)))
-		_, err := fmt.Fprintln(tw, strings.Join(cols, "\t"))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, head,
+		func(lp client.ListParams) (*client.Page[client.AuditEntry], error) {
+			p.Limit, p.Cursor = lp.Limit, lp.Cursor
+			return c.ListAudit(ctx, p)
+		},
+		func(e *client.AuditEntry) json.RawMessage { return e.Raw },
+		func(w io.Writer, e *client.AuditEntry) error {
+			cols := []string{compactTime(e.Time)}
+			if p.AllTenants {
+				cols = append(cols, e.TenantID)
+			}
+			actor := e.Actor.Type
+			if e.Actor.ID != "" {
+				actor += ":" + e.Actor.ID
+			}
+			status := "-"
+			if e.Status != 0 {
+				status = itoa(e.Status)
+			}
+			cols = append(cols, actor, e.Action, orDash(e.Target), e.Result, status, orDash(oneLine(e.Detail)))
+			_, err := fmt.Fprintln(w, strings.Join(cols, "\t"))
+			return err
+		}))
 }
 
 // pastTime reads an RFC 3339 time, or a duration meaning that long before

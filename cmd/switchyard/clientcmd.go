@@ -458,26 +458,38 @@ func definePageFlags(fs *flag.FlagSet, what string) *pageFlags {
 	return p
 }
 
-// listPages fetches one page, or with --all every page, handing each item
-// to each, and then flushes tw (the table each wrote to) unless it failed
-// before any item. A page's next cursor goes to stderr when not following.
-func listPages[T any](p *pageFlags, tw *tabwriter.Writer, stderr io.Writer,
-	fetch func(client.ListParams) ([]T, string, error), each func(*T) error) error {
+// listPages prints a list: a table under head with one row per item, or
+// with --json each item's JSON on a line of its own. It prints one page;
+// with --all it follows the cursors to the end, else it tells stderr the
+// next cursor. A failure after some rows still prints those rows.
+func listPages[T any](cf *clientFlags, p *pageFlags, stdout, stderr io.Writer, head string,
+	fetch func(client.ListParams) (*client.Page[T], error), raw func(*T) json.RawMessage, row func(io.Writer, *T) error) error {
+	tw := newTable(stdout)
+	if !cf.jsonOut {
+		fmt.Fprintln(tw, head)
+	}
 	n := 0
 	err := func() error {
 		lp := client.ListParams{Limit: p.limit, Cursor: p.cursor}
 		seen := map[string]bool{}
 		for {
-			items, next, err := fetch(lp)
+			page, err := fetch(lp)
 			if err != nil {
 				return err
 			}
-			for i := range items {
-				if err := each(&items[i]); err != nil {
+			for i := range page.Items {
+				item := &page.Items[i]
+				if cf.jsonOut {
+					err = printJSON(stdout, raw(item), item)
+				} else {
+					err = row(tw, item)
+				}
+				if err != nil {
 					return err
 				}
 				n++
 			}
+			next := page.NextCursor
 			if next == "" {
 				return nil
 			}

@@ -134,27 +134,18 @@ are more, the cursor for the next one goes to stderr ("next cursor: …").
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tTYPE\tSOURCE\tEVENT_ID\tSUBJECT\tRECEIVED\tRULES\tJOBS\tERRORS")
-	}
-	err = listPages(pf, tw, stderr, func(lp client.ListParams) ([]client.Event, string, error) {
-		p.Limit, p.Cursor = lp.Limit, lp.Cursor
-		page, err := c.ListEvents(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(e *client.Event) error {
-		if cf.jsonOut {
-			return printJSON(stdout, e.Raw, e)
-		}
-		matched, jobs, errs := dispatchCounts(e)
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\n", e.ID, e.Event.Type, e.Event.Source, e.Event.ID,
-			orDash(e.Event.Subject), compactTime(e.ReceivedAt), matched, len(e.Dispatch), jobs, errs)
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tTYPE\tSOURCE\tEVENT_ID\tSUBJECT\tRECEIVED\tRULES\tJOBS\tERRORS",
+		func(lp client.ListParams) (*client.Page[client.Event], error) {
+			p.Limit, p.Cursor = lp.Limit, lp.Cursor
+			return c.ListEvents(ctx, p)
+		},
+		func(e *client.Event) json.RawMessage { return e.Raw },
+		func(w io.Writer, e *client.Event) error {
+			matched, jobs, errs := dispatchCounts(e)
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\n", e.ID, e.Event.Type, e.Event.Source, e.Event.ID,
+				orDash(e.Event.Subject), compactTime(e.ReceivedAt), matched, len(e.Dispatch), jobs, errs)
+			return err
+		}))
 }
 
 // parseWhen reads an RFC 3339 time or a duration before now; "" is zero.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -96,26 +97,17 @@ the end.`)
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tSTATUS\tEXPIRES\tLAST_USED")
-	}
 	now := time.Now()
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.APIKey, string, error) {
-		page, err := c.ListKeys(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(k *client.APIKey) error {
-		if cf.jsonOut {
-			return printJSON(stdout, k.Raw, k)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, keyStatus(k, now),
-			optTime(k.ExpiresAt), optTime(k.LastUsedAt))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tNAME\tROLE\tPREFIX\tSTATUS\tEXPIRES\tLAST_USED",
+		func(p client.ListParams) (*client.Page[client.APIKey], error) {
+			return c.ListKeys(ctx, p)
+		},
+		func(k *client.APIKey) json.RawMessage { return k.Raw },
+		func(w io.Writer, k *client.APIKey) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, keyStatus(k, now),
+				optTime(k.ExpiresAt), optTime(k.LastUsedAt))
+			return err
+		}))
 }
 
 func keysGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -140,25 +140,16 @@ printed; when there are more, the cursor for the next one goes to stderr
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tNAME\tENABLED\tTYPES\tACTIONS\tUPDATED")
-	}
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.Rule, string, error) {
-		page, err := c.ListRules(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(r *client.Rule) error {
-		if cf.jsonOut {
-			return printJSON(stdout, r.Raw, r)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, yesNo(r.Enabled), strings.Join(r.Types, ","),
-			ruleActions(r), compactTime(r.UpdatedAt))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tNAME\tENABLED\tTYPES\tACTIONS\tUPDATED",
+		func(p client.ListParams) (*client.Page[client.Rule], error) {
+			return c.ListRules(ctx, p)
+		},
+		func(r *client.Rule) json.RawMessage { return r.Raw },
+		func(w io.Writer, r *client.Rule) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, yesNo(r.Enabled), strings.Join(r.Types, ","),
+				ruleActions(r), compactTime(r.UpdatedAt))
+			return err
+		}))
 }
 
 func rulesGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {

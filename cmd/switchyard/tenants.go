@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -192,24 +193,15 @@ the cursors to the end.`)
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tRATE_LIMIT\tCREATED\tNAME")
-	}
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.Tenant, string, error) {
-		page, err := c.ListTenants(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(t *client.Tenant) error {
-		if cf.jsonOut {
-			return printJSON(stdout, t.Raw, t)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, rateText(t.RateLimit), compactTime(t.CreatedAt), t.Name)
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tRATE_LIMIT\tCREATED\tNAME",
+		func(p client.ListParams) (*client.Page[client.Tenant], error) {
+			return c.ListTenants(ctx, p)
+		},
+		func(t *client.Tenant) json.RawMessage { return t.Raw },
+		func(w io.Writer, t *client.Tenant) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.ID, rateText(t.RateLimit), compactTime(t.CreatedAt), t.Name)
+			return err
+		}))
 }
 
 // rateText is a rate limit for people.

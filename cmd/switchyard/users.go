@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -91,24 +92,15 @@ printed; when there are more, the cursor for the next one goes to stderr
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tEMAIL\tROLE\tINSTANCE_ADMIN\tCREATED")
-	}
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.User, string, error) {
-		page, err := c.ListUsers(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(u *client.User) error {
-		if cf.jsonOut {
-			return printJSON(stdout, u.Raw, u)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Email, orDash(u.Role), yesNo(u.InstanceAdmin), compactTime(u.CreatedAt))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tEMAIL\tROLE\tINSTANCE_ADMIN\tCREATED",
+		func(p client.ListParams) (*client.Page[client.User], error) {
+			return c.ListUsers(ctx, p)
+		},
+		func(u *client.User) json.RawMessage { return u.Raw },
+		func(w io.Writer, u *client.User) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Email, orDash(u.Role), yesNo(u.InstanceAdmin), compactTime(u.CreatedAt))
+			return err
+		}))
 }
 
 func usersGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -95,24 +95,15 @@ follows the cursors to the end.`)
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tNAME\tSCHEME\tSECRETS\tPATH\tUPDATED")
-	}
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.Source, string, error) {
-		page, err := c.ListSources(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(s *client.Source) error {
-		if cf.jsonOut {
-			return printJSON(stdout, s.Raw, s)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Name, s.Scheme, len(s.Secrets), s.Path, compactTime(s.UpdatedAt))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tNAME\tSCHEME\tSECRETS\tPATH\tUPDATED",
+		func(p client.ListParams) (*client.Page[client.Source], error) {
+			return c.ListSources(ctx, p)
+		},
+		func(s *client.Source) json.RawMessage { return s.Raw },
+		func(w io.Writer, s *client.Source) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", s.ID, s.Name, s.Scheme, len(s.Secrets), s.Path, compactTime(s.UpdatedAt))
+			return err
+		}))
 }
 
 func sourcesGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -261,24 +252,15 @@ are more, the cursor for the next one goes to stderr ("next cursor: …").
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "ID\tNAME\tENABLED\tTYPES\tURL\tUPDATED")
-	}
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.Endpoint, string, error) {
-		page, err := c.ListEndpoints(ctx, p)
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(e *client.Endpoint) error {
-		if cf.jsonOut {
-			return printJSON(stdout, e.Raw, e)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, yesNo(!e.Disabled), orDash(strings.Join(e.Types, ",")), e.URL, compactTime(e.UpdatedAt))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "ID\tNAME\tENABLED\tTYPES\tURL\tUPDATED",
+		func(p client.ListParams) (*client.Page[client.Endpoint], error) {
+			return c.ListEndpoints(ctx, p)
+		},
+		func(e *client.Endpoint) json.RawMessage { return e.Raw },
+		func(w io.Writer, e *client.Endpoint) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, yesNo(!e.Disabled), orDash(strings.Join(e.Types, ",")), e.URL, compactTime(e.UpdatedAt))
+			return err
+		}))
 }
 
 func endpointsGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -340,24 +322,15 @@ one. One page is printed; --all follows the cursors to the end.`)
 		return err
 	}
 	defer cf.close()
-	tw := newTable(stdout)
-	if !cf.jsonOut {
-		fmt.Fprintln(tw, "AT\tEVENT\tJOB\tATTEMPT\tSTATUS\tLATENCY\tERROR")
-	}
-	err = listPages(pf, tw, stderr, func(p client.ListParams) ([]client.DeliveryAttempt, string, error) {
-		page, err := c.ListDeliveryAttempts(ctx, id, client.ListDeliveryAttemptsParams{EventID: eventID, Limit: p.Limit, Cursor: p.Cursor})
-		if err != nil {
-			return nil, "", err
-		}
-		return page.Items, page.NextCursor, nil
-	}, func(a *client.DeliveryAttempt) error {
-		if cf.jsonOut {
-			return printJSON(stdout, nil, a)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.1fms\t%s\n", compactTime(a.At), a.EventID, a.JobID, a.Attempt, a.Status, a.LatencyMs, orDash(a.Error))
-		return err
-	})
-	return cf.explain(err)
+	return cf.explain(listPages(cf, pf, stdout, stderr, "AT\tEVENT\tJOB\tATTEMPT\tSTATUS\tLATENCY\tERROR",
+		func(p client.ListParams) (*client.Page[client.DeliveryAttempt], error) {
+			return c.ListDeliveryAttempts(ctx, id, client.ListDeliveryAttemptsParams{EventID: eventID, Limit: p.Limit, Cursor: p.Cursor})
+		},
+		func(*client.DeliveryAttempt) json.RawMessage { return nil }, // printed from its fields
+		func(w io.Writer, a *client.DeliveryAttempt) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%.1fms\t%s\n", compactTime(a.At), a.EventID, a.JobID, a.Attempt, a.Status, a.LatencyMs, orDash(a.Error))
+			return err
+		}))
 }
 
 func endpointsRedeliver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
