@@ -512,6 +512,19 @@ func listPages[T any](cf *clientFlags, p *pageFlags, stdout, stderr io.Writer, h
 	return err
 }
 
+// parseNone parses the arguments of a subcommand that takes no positional
+// ones, and connects; the caller defers cf.close.
+func (cf *clientFlags) parseNone(args []string) (*client.Client, error) {
+	pos, err := cf.parse(args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != 0 {
+		return nil, cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
+	}
+	return cf.client()
+}
+
 // oneID checks a subcommand got exactly one positional argument.
 func oneID(cf *clientFlags, pos []string, what string) (string, error) {
 	if len(pos) != 1 {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/client"
@@ -85,14 +84,7 @@ next one goes to stderr ("next cursor: …"). --all follows the cursors to
 the end.`)
 	cf := newClientFlags(fs, stdout)
 	pf := definePageFlags(fs, "keys")
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}

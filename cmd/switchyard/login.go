@@ -538,14 +538,7 @@ func runWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) err
 Shows who the credential is (an API key, or the user of the saved session),
 the tenant commands act in and the role there (GET /v1/me).`)
 	cf := newClientFlags(fs, stdout)
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}

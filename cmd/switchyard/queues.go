@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/switchyard-dev/switchyard/client"
 )
@@ -25,14 +24,7 @@ func queuesList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("queues list [flags]", "", stderr)
 	setUsage(fs, "Lists the queues with their settings and how many jobs each has in every state.")
 	cf := newClientFlags(fs, stdout)
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}

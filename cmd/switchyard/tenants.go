@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/switchyard-dev/switchyard/client"
 )
@@ -181,14 +180,7 @@ cursor for the next one goes to stderr ("next cursor: …"). --all follows
 the cursors to the end.`)
 	cf := newClientFlags(fs, stdout)
 	pf := definePageFlags(fs, "tenants")
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}

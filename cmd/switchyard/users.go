@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/switchyard-dev/switchyard/client"
 )
@@ -80,14 +79,7 @@ printed; when there are more, the cursor for the next one goes to stderr
 ("next cursor: …"). --all follows the cursors to the end.`)
 	cf := newClientFlags(fs, stdout)
 	pf := definePageFlags(fs, "members")
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}

@@ -83,14 +83,7 @@ more, the cursor for the next one goes to stderr ("next cursor: …"). --all
 follows the cursors to the end.`)
 	cf := newClientFlags(fs, stdout)
 	pf := definePageFlags(fs, "sources")
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}
@@ -240,14 +233,7 @@ are more, the cursor for the next one goes to stderr ("next cursor: …").
 --all follows the cursors to the end.`)
 	cf := newClientFlags(fs, stdout)
 	pf := definePageFlags(fs, "endpoints")
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}

@@ -29,14 +29,7 @@ queues each was configured with ("*" when it also works every other queue,
 that stops gracefully leaves the list; one that died stays in it, offline,
 for a day.`)
 	cf := newClientFlags(fs, stdout)
-	pos, err := cf.parse(args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return cf.usageError("unexpected arguments: %s", strings.Join(pos, " "))
-	}
-	c, err := cf.client()
+	c, err := cf.parseNone(args)
 	if err != nil {
 		return err
 	}
