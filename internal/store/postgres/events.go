@@ -39,6 +39,8 @@ const (
 		latency_us, response_headers, response_body, error)
 		VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7, $8, $9, $10, $11)
 		RETURNING ` + daCols
+	// The oldest made before $1, by when they were made (a delivery's
+	// attempts are recorded as they end, not in the order they began).
 	sqlDaDeleteOld = `DELETE FROM switchyard.delivery_attempts WHERE id IN (
 		SELECT id FROM switchyard.delivery_attempts WHERE at < $1 ORDER BY at LIMIT $2)`
 
@@ -173,15 +175,25 @@ func (s *Store) ListEvents(ctx context.Context, p store.EventListParams) ([]*sto
 
 // DeleteEventsBefore implements store.Events.
 func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
-	var lim any // NULL: no limit
-	if limit > 0 {
-		lim = int64(limit)
-	}
-	tag, err := s.pool.Exec(ctx, sqlEvDeleteOld, before, lim)
+	return s.deleteOldest(ctx, "events", sqlEvDeleteOld, before, limit)
+}
+
+// deleteOldest runs one of the retention deletes, whose parameters are
+// before and limit.
+func (s *Store) deleteOldest(ctx context.Context, what, sql string, before time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, sql, before, noLimitIfZero(limit))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: delete old events: %w", err)
+		return 0, fmt.Errorf("postgres: delete old %s: %w", what, err)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// noLimitIfZero is a LIMIT parameter: NULL, no limit, for limit <= 0.
+func noLimitIfZero(limit int) any {
+	if limit <= 0 {
+		return nil
+	}
+	return int64(limit)
 }
 
 // EventBySource implements store.Events.
@@ -259,15 +271,7 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, p store.DeliveryAttemp
 
 // DeleteDeliveryAttemptsBefore implements store.Events.
 func (s *Store) DeleteDeliveryAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
-	var lim any // NULL: no limit
-	if limit > 0 {
-		lim = int64(limit)
-	}
-	tag, err := s.pool.Exec(ctx, sqlDaDeleteOld, before, lim)
-	if err != nil {
-		return 0, fmt.Errorf("postgres: delete old delivery attempts: %w", err)
-	}
-	return int(tag.RowsAffected()), nil
+	return s.deleteOldest(ctx, "delivery attempts", sqlDaDeleteOld, before, limit)
 }
 
 func scanDefinition(row pgx.Row) (*store.Definition, error) {
@@ -310,11 +314,7 @@ func (s *Store) GetDefinition(ctx context.Context, kind, tenantID, id string) (*
 
 // ListDefinitions implements store.Events.
 func (s *Store) ListDefinitions(ctx context.Context, kind, tenantID, after string, limit int) ([]*store.Definition, error) {
-	var lim any // NULL: no limit
-	if limit > 0 {
-		lim = int64(limit)
-	}
-	out, err := accQueryAll(ctx, s.pool, scanDefinition, sqlDefList, kind, tenantID, after, lim)
+	out, err := accQueryAll(ctx, s.pool, scanDefinition, sqlDefList, kind, tenantID, after, noLimitIfZero(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list %ss: %w", kind, err)
 	}

@@ -33,8 +33,11 @@ const (
 	sqlDaInsert = `INSERT INTO delivery_attempts (tenant_id, endpoint_id, event_id, job_id, attempt, at, status,
 		latency_us, response_headers, response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
 	// Parameters: before, limit.
+	// The oldest made before ?2, by when they were made (a delivery's
+	// attempts are recorded as they end, not in the order they began).
+	// Parameters: limit, before.
 	sqlDaDeleteOld = `DELETE FROM delivery_attempts WHERE id IN (
-		SELECT id FROM delivery_attempts WHERE at < ? ORDER BY at LIMIT ?)`
+		SELECT id FROM delivery_attempts WHERE at < ?2 ORDER BY at LIMIT ?1)`
 
 	sqlDefInsert = `INSERT INTO definitions (` + defCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, 1)`
 	// Parameters: kind, id, tenant ("" for any).
@@ -261,14 +264,20 @@ func (s *Store) ListEvents(ctx context.Context, p store.EventListParams) ([]*sto
 
 // DeleteEventsBefore implements store.Events.
 func (s *Store) DeleteEventsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	return s.deleteOldest(ctx, "events", sqlEvDeleteOld, before, limit)
+}
+
+// deleteOldest runs one of the retention deletes, whose parameters are
+// limit and before.
+func (s *Store) deleteOldest(ctx context.Context, what, q string, before time.Time, limit int) (int, error) {
 	var n int64
 	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
 		var err error
-		n, err = t.accExec(sqlEvDeleteOld, sqlLimit(limit), micros(before))
+		n, err = t.accExec(q, sqlLimit(limit), micros(before))
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete old events: %w", err)
+		return 0, fmt.Errorf("sqlite: delete old %s: %w", what, err)
 	}
 	return int(n), nil
 }
@@ -352,16 +361,7 @@ func (s *Store) ListDeliveryAttempts(ctx context.Context, p store.DeliveryAttemp
 
 // DeleteDeliveryAttemptsBefore implements store.Events.
 func (s *Store) DeleteDeliveryAttemptsBefore(ctx context.Context, before time.Time, limit int) (int, error) {
-	var n int64
-	err := s.w.doOneStatement(ctx, true, func(t *wtx) error {
-		var err error
-		n, err = t.accExec(sqlDaDeleteOld, micros(before), sqlLimit(limit))
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete old delivery attempts: %w", err)
-	}
-	return int(n), nil
+	return s.deleteOldest(ctx, "delivery attempts", sqlDaDeleteOld, before, limit)
 }
 
 func scanDefinition(sc scanner) (*store.Definition, error) {
