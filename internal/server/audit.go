@@ -3,10 +3,24 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	switchyard "github.com/switchyard-dev/switchyard"
 )
+
+// timeRange reads the query parameters since and until (RFC 3339; zero
+// when absent).
+func timeRange(q url.Values) (since, until time.Time, err error) {
+	for name, t := range map[string]*time.Time{"since": &since, "until": &until} {
+		if v := q.Get(name); v != "" {
+			if *t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return since, until, invalidf("query parameter %q: want an RFC 3339 time like 2026-11-28T12:00:00Z, got %q", name, v)
+			}
+		}
+	}
+	return since, until, nil
+}
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -23,13 +37,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		ActorID: q.Get("actor"), Action: q.Get("action"), Target: q.Get("target"), Result: q.Get("result"),
 		Cursor: q.Get("cursor"), Limit: limit,
 	}
-	for name, t := range map[string]*time.Time{"since": &aq.Since, "until": &aq.Until} {
-		if v := q.Get(name); v != "" {
-			if *t, err = time.Parse(time.RFC3339Nano, v); err != nil {
-				s.fail(w, r, invalidf("query parameter %q: want an RFC 3339 time like 2026-11-28T12:00:00Z, got %q", name, v))
-				return
-			}
-		}
+	if aq.Since, aq.Until, err = timeRange(q); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	switch v := q.Get("all_tenants"); v {
 	case "", "false":

@@ -221,18 +221,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := switchyard.EventFilter{Type: q.Get("type"), Source: q.Get("source"), Subject: q.Get("subject"), Cursor: q.Get("cursor"), Limit: limit}
-	for _, p := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := q.Get(p.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				s.fail(w, r, invalidf("query parameter %q must be an RFC 3339 time (2026-01-02T15:04:05Z), got %q", p.name, v))
-				return
-			}
-			*p.dst = t
-		}
+	if f.Since, f.Until, err = timeRange(q); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	evs, next, err := s.tc(r).ListEvents(r.Context(), f)
 	if err != nil {
