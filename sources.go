@@ -1,6 +1,7 @@
 package switchyard
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -311,10 +312,11 @@ func (c *Client) ReceiveWebhook(ctx context.Context, w Webhook) (*ReceivedWebhoo
 	if mt, _, err := mime.ParseMediaType(ct); err == nil {
 		ev.DataContentType = mt
 	}
+	var compact bytes.Buffer
 	switch {
 	case len(w.Body) == 0:
-	case isJSONMediaType(ev.DataContentType) && json.Valid(w.Body):
-		ev.Data = compactJSON(w.Body)
+	case isJSONMediaType(ev.DataContentType) && json.Compact(&compact, w.Body) == nil: // one pass checks and compacts
+		ev.Data = compact.Bytes()
 	case ev.DataContentType == "application/x-www-form-urlencoded":
 		// Slack's commands and interactions: the form as a JSON object.
 		form, err := url.ParseQuery(string(w.Body))
