@@ -20,8 +20,9 @@ const (
 	defCols = `kind, id, tenant_id, name, spec, created_at, updated_at, version`
 	daCols  = `id, tenant_id, endpoint_id, event_id, job_id, attempt, at, status, latency_us, response_headers, response_body, error`
 
-	sqlEvInsert = `INSERT INTO events (tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// The columns an insert sets, in the order insertEvents binds them.
+	evInsertCols    = `tenant_id, source, event_id, type, subject, event_time, received_at, body, dispatch`
+	evInsertColN    = 9
 	sqlEvBySourceID = `SELECT ` + evCols + ` FROM events WHERE tenant_id = ? AND source = ? AND event_id = ?`
 	sqlEvGet        = `SELECT ` + evCols + ` FROM events WHERE id = ? AND tenant_id = ?`
 	// Parameters: before, limit.
@@ -62,157 +63,6 @@ func scanEvent(sc scanner) (*store.Event, error) {
 	e.Time, e.ReceivedAt = fromMicros(int64(at)), fromMicros(int64(received))
 	e.Body, e.Dispatch = []byte(body), []byte(dispatch)
 	return &e, nil
-}
-
-// RecordEvents implements store.Events.
-func (s *Store) RecordEvents(ctx context.Context, recs []store.EventRecord) ([]store.RecordedEvent, error) {
-	if len(recs) == 0 {
-		return []store.RecordedEvent{}, nil
-	}
-	// Prepare the jobs' rows, and the outcomes of events without jobs,
-	// here on the caller's goroutine: the writer is the serial resource.
-	now := time.Now()
-	plans := make([]*insertPlan, len(recs))
-	dispatches := make([][]byte, len(recs))
-	for i := range recs {
-		var err error
-		if len(recs[i].Jobs) == 0 {
-			dispatches[i], err = store.EncodeDispatch(recs[i].Outcomes, nil)
-		} else {
-			plans[i], err = planInsert(recs[i].Jobs, now)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: record events: event %d: %w", i, err)
-		}
-	}
-	var out []store.RecordedEvent
-	err := s.w.do(ctx, true, func(t *wtx) error {
-		out = make([]store.RecordedEvent, len(recs))
-		for i := range recs {
-			rec := recs[i].Event
-			rec.ReceivedAt = fromMicros(t.nowUS)
-			if p := plans[i]; p == nil {
-				// No jobs: one statement, which inserts nothing for a
-				// repeat.
-				rec.Dispatch = dispatches[i]
-				id, err := t.insertEvent(stEventInsertNew, &rec)
-				if err != nil {
-					return fmt.Errorf("event %d: %w", i, err)
-				}
-				if id == 0 {
-					if err := t.existingEvent(&recs[i].Event, &out[i]); err != nil {
-						return fmt.Errorf("event %d: %w", i, err)
-					}
-					continue
-				}
-				rec.ID = id
-			} else {
-				// Jobs: inserted first, so the event's outcomes can name
-				// them, in a savepoint that a repeat undoes (rare: a
-				// sender's retry).
-				id, err := t.insertWithJobs(p, &rec, recs[i].Outcomes)
-				if err != nil {
-					return fmt.Errorf("event %d: %w", i, err)
-				}
-				if id == 0 {
-					if err := t.existingEvent(&recs[i].Event, &out[i]); err != nil {
-						return fmt.Errorf("event %d: %w", i, err)
-					}
-					continue
-				}
-				rec.ID = id
-			}
-			rec.Time = fromMicros(micros(rec.Time)) // as stored: microseconds, UTC
-			out[i] = store.RecordedEvent{Event: &rec}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: record events: %w", err)
-	}
-	// The jobs' results are built here, off the writer.
-	for i, p := range plans {
-		if p != nil && !out[i].Existing {
-			out[i].Jobs = p.results()
-		}
-	}
-	return out, nil
-}
-
-// insertWithJobs inserts p's jobs, then rec with outcomes naming them,
-// unless rec is a repeat: then it undoes the jobs and returns 0.
-func (t *wtx) insertWithJobs(p *insertPlan, rec *store.Event, outcomes []store.RuleOutcome) (int64, error) {
-	notes := len(t.w.notes)
-	if _, err := t.exec(stChunkSavepoint); err != nil {
-		return 0, err
-	}
-	id, err := t.jobsThenEvent(p, rec, outcomes)
-	if err == nil && id == 0 {
-		_, err = t.exec(stChunkRollbackTo)
-		t.w.notes = t.w.notes[:notes] // the jobs' notifications go too
-	}
-	if _, rerr := t.exec(stChunkRelease); err == nil {
-		err = rerr
-	}
-	return id, err
-}
-
-func (t *wtx) jobsThenEvent(p *insertPlan, rec *store.Event, outcomes []store.RuleOutcome) (int64, error) {
-	if err := p.run(t); err != nil {
-		return 0, fmt.Errorf("jobs: %w", err)
-	}
-	// Only the ids matter to the outcomes.
-	jobs := make([]store.InsertResult, len(p.ids))
-	for k, id := range p.ids {
-		if j, ok := p.existing[k]; ok {
-			jobs[k] = store.InsertResult{Job: j, Existing: true}
-		} else {
-			jobs[k] = store.InsertResult{Job: &store.Job{ID: id}}
-		}
-	}
-	var err error
-	if rec.Dispatch, err = store.EncodeDispatch(outcomes, jobs); err != nil {
-		return 0, err
-	}
-	return t.insertEvent(stEventInsertNew, rec)
-}
-
-// insertEvent inserts rec with statement st and returns its id, or 0 when
-// st inserted nothing (a repeat, for stEventInsertNew).
-func (t *wtx) insertEvent(st stmtID, rec *store.Event) (int64, error) {
-	res, err := t.exec(st, rec.TenantID, rec.Source, rec.EventID,
-		rec.Type, rec.Subject, micros(rec.Time), t.nowUS, string(rec.Body), string(rec.Dispatch))
-	if err != nil {
-		return 0, err
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return 0, err
-	}
-	return res.LastInsertId()
-}
-
-// existingEventIfAny reads the recorded event with e's source and id into
-// out, if there is one.
-func (t *wtx) existingEventIfAny(e *store.Event, out *store.RecordedEvent) (bool, error) {
-	stored, err := scanEvent(t.queryRow(stEventBySource, e.TenantID, e.Source, e.EventID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	*out = store.RecordedEvent{Event: stored, Existing: true}
-	return true, nil
-}
-
-// existingEvent reads the recorded event with e's source and id, which
-// must exist, into out.
-func (t *wtx) existingEvent(e *store.Event, out *store.RecordedEvent) error {
-	found, err := t.existingEventIfAny(e, out)
-	if err == nil && !found {
-		err = errors.New("the recorded event vanished")
-	}
-	return err
 }
 
 // GetEvent implements store.Events.

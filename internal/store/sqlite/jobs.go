@@ -165,7 +165,7 @@ func (pl *insertPlan) run(t *wtx) error {
 		if ids[i] == 0 {
 			continue
 		}
-		if pl.runAts[i] > pl.nowUS {
+		if pl.scheduled(i) {
 			if !scheduled || pl.runAts[i] < earliest {
 				earliest = pl.runAts[i]
 			}
@@ -178,6 +178,56 @@ func (pl *insertPlan) run(t *wtx) error {
 		t.notify(store.Notification{Kind: store.NotifyScheduled, At: fromMicros(earliest)})
 	}
 	return nil
+}
+
+// scheduled reports whether planInsert made job i scheduled rather than
+// available (its run_at was after the plan's now).
+func (pl *insertPlan) scheduled(i int) bool {
+	return pl.args[i*insertCols+stateArg] == boxScheduled
+}
+
+// mergePlans returns one plan inserting the jobs of ps in order, so that
+// the jobs of many events go in the fewest statements. After it ran,
+// scatter gives each of ps its share of the outcome, for results.
+func mergePlans(ps []*insertPlan) *insertPlan {
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	n := 0
+	for _, p := range ps {
+		n += len(p.params)
+	}
+	m := &insertPlan{params: make([]store.InsertParams, 0, n), args: make([]any, 0, n*insertCols),
+		runAts: make([]int64, 0, n), ids: make([]int64, n)}
+	for _, p := range ps {
+		m.params = append(m.params, p.params...)
+		m.args = append(m.args, p.args...)
+		m.runAts = append(m.runAts, p.runAts...)
+		m.hasUnique = m.hasUnique || p.hasUnique
+	}
+	return m
+}
+
+// scatter copies the outcome of the merged plan m, made by mergePlans(ps),
+// to ps.
+func (m *insertPlan) scatter(ps []*insertPlan) {
+	if len(ps) == 1 && ps[0] == m {
+		return
+	}
+	off := 0
+	for _, p := range ps {
+		copy(p.ids, m.ids[off:])
+		p.existing = nil
+		for k := range p.params {
+			if j, ok := m.existing[off+k]; ok {
+				if p.existing == nil {
+					p.existing = make(map[int]*store.Job)
+				}
+				p.existing[k] = j
+			}
+		}
+		off += len(p.params)
+	}
 }
 
 // results builds what Insert answers once run has committed.
@@ -215,7 +265,7 @@ func (pl *insertPlan) results() []store.InsertResult {
 		if j.Tags == nil {
 			j.Tags = []string{}
 		}
-		if pl.runAts[i] > pl.nowUS {
+		if pl.scheduled(i) {
 			j.State = store.StateScheduled
 		}
 		out[i] = store.InsertResult{Job: j}

@@ -61,8 +61,6 @@ const (
 	stResign
 
 	stEventBySource
-	stEventInsert
-	stEventInsertNew
 
 	stChunkSavepoint
 	stChunkRelease
@@ -77,8 +75,14 @@ const (
 	stLeaseMark0 = stSucceed0 + chunkSizes
 	// stAudit0 .. stAudit0+auditSizes-1 append 1, 2, 4, … audit entries.
 	stAudit0 = stLeaseMark0 + chunkSizes
-	numStmts = stAudit0 + auditSizes
+	// stEvents0 .. stEvents0+eventSizes-1 record 1, 2, 4, … events.
+	stEvents0 = stAudit0 + auditSizes
+	numStmts  = stEvents0 + eventSizes
 )
+
+// eventSizes is the same for the multi-row events INSERT: up to 64 rows,
+// which a merged recording (record.go) rarely exceeds.
+const eventSizes = 7
 
 // auditSizes is how many multi-row audit INSERT statements there are: for
 // 1, 2, 4, … 64 entries. A server appends an entry per mutating request; a
@@ -108,6 +112,7 @@ const jobCols = `id, tenant_id, queue, kind, args, priority, state, attempt, max
 const (
 	insertColList = `tenant_id, queue, kind, args, priority, state, max_attempts, run_at, created_at, timeout_ms, unique_key, tags`
 	insertCols    = 12
+	stateArg      = 5 // where state is among them
 )
 
 // leaseCols is what Lease reads: the columns a lease does not already know
@@ -264,13 +269,16 @@ var stmtSQL = func() [numStmts]string {
 	}
 	s[stPurge] = `DELETE FROM jobs WHERE tenant_id = ? AND queue = ? AND state <> 'running'`
 
+	// Recording events, the hot path of event and webhook ingest: a repeat
+	// is skipped, which the count of rows changed shows.
+	s[stEventBySource] = sqlEvBySourceID
+	for i := range eventSizes {
+		s[stEvents0+stmtID(i)] = `INSERT INTO events (` + evInsertCols + `) VALUES ` + valueRows(evInsertColN, 1<<i) +
+			` ON CONFLICT (tenant_id, source, event_id) DO NOTHING`
+	}
+
 	// Take the row if it is absent, expired or ours; keep elected_at while
 	// we keep leading. Parameters: name, node, now, expires_at.
-	// Recording an event, the hot path of event and webhook ingest.
-	s[stEventBySource] = sqlEvBySourceID
-	s[stEventInsert] = sqlEvInsert
-	s[stEventInsertNew] = sqlEvInsert + ` ON CONFLICT (tenant_id, source, event_id) DO NOTHING`
-
 	s[stTryLead] = `INSERT INTO leaders (name, leader_id, elected_at, expires_at) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (name) DO UPDATE SET
 			leader_id = excluded.leader_id,

@@ -87,6 +87,7 @@ const (
 // Store is the SQLite implementation of store.Store. Create it with Open.
 type Store struct {
 	w      *writer
+	events eventBatcher // RecordEvents calls waiting for the writer
 	read   *sql.DB
 	log    *slog.Logger
 	rstmts readStmts
@@ -132,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	w.bus = joinBus(cfg.Path)
-	s := &Store{w: w, log: cfg.Logger}
+	s := &Store{w: w, events: eventBatcher{w: w}, log: cfg.Logger}
 
 	// The read pool is opened after the writer has put the file in WAL mode:
 	// query-only connections could not do it.

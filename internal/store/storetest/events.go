@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ var eventTests = []suiteTest{
 	{"RecordGet", testEventsRecordGet},
 	{"Repeat", testEventsRepeat},
 	{"RepeatConcurrent", testEventsRepeatConcurrent},
+	{"ManyCallers", testEventsManyCallers},
 	{"AllOrNothing", testEventsAllOrNothing},
 	{"List", testEventsList},
 	{"DeleteBefore", testEventsDeleteBefore},
@@ -187,6 +189,116 @@ func testEventsRepeatConcurrent(t *testing.T, open opener) {
 	jobs, err := e.s.List(e.ctx(), store.ListParams{TenantID: tenantA, Queue: "ci"})
 	if err != nil || len(jobs) != 1 {
 		t.Errorf("jobs made = %d (%v), want 1", len(jobs), err)
+	}
+}
+
+// testEventsManyCallers records from many callers at once, as webhook
+// ingest does (a store may record them together): every event and job is
+// its caller's, repeats are answered with the first, and a call that fails
+// fails alone.
+func testEventsManyCallers(t *testing.T, open opener) {
+	e := newEnv(t, open)
+	const callers = 48
+	enqueue := []store.RuleOutcome{{RuleID: "rul_1", RuleName: "r", Matched: true,
+		Actions: []store.ActionOutcome{{Action: "enqueue", Job: 0}}}}
+	// Call i records event i, with a job saying so for even i, and for i
+	// divisible by 3 also event i/3 (a repeat of another call's, or of
+	// itself for i = 0). Call bad carries a job the schema refuses.
+	const bad = 41
+	recordOf := func(n int) store.EventRecord {
+		r := store.EventRecord{Event: cloudEvent(tenantA, "/many", fmt.Sprintf("ev-%d", n), "t", eventAt(n))}
+		if n%2 == 0 {
+			j := params(tenantA, "many", "k")
+			j.Args = []byte(fmt.Sprintf(`{"event":"ev-%d"}`, n))
+			r.Jobs, r.Outcomes = []store.InsertParams{j}, enqueue
+		}
+		return r
+	}
+	results := make([][]store.RecordedEvent, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		recs := []store.EventRecord{recordOf(i)}
+		if i%3 == 0 {
+			recs = append(recs, recordOf(i/3))
+		}
+		if i == bad {
+			recs[0].Jobs = []store.InsertParams{params(tenantA, "many", "k")}
+			recs[0].Jobs[0].Priority = 9
+		}
+		wg.Go(func() { results[i], errs[i] = e.s.RecordEvents(e.ctx(), recs) })
+	}
+	wg.Wait()
+
+	byEventID := map[string]*store.Event{} // the new events, by event id
+	for i := range callers {
+		if i == bad {
+			if errs[i] == nil {
+				t.Errorf("call %d, with a job of priority 9, succeeded", i)
+			}
+			continue
+		}
+		if errs[i] != nil {
+			t.Errorf("call %d: %v", i, errs[i])
+			continue
+		}
+		for k, r := range results[i] {
+			want := fmt.Sprintf("ev-%d", i)
+			if k == 1 {
+				want = fmt.Sprintf("ev-%d", i/3)
+			}
+			if r.Event == nil || r.Event.EventID != want || r.Event.ID == 0 {
+				t.Errorf("call %d, event %d = %+v, want %s", i, k, r.Event, want)
+				continue
+			}
+			if r.Existing {
+				continue
+			}
+			if prev := byEventID[want]; prev != nil {
+				t.Errorf("%s recorded twice as new: ids %d and %d", want, prev.ID, r.Event.ID)
+			}
+			byEventID[want] = r.Event
+			n := 0
+			fmt.Sscanf(want, "ev-%d", &n)
+			if wantJobs := 1 - n%2; len(r.Jobs) != wantJobs {
+				t.Errorf("%s made %d jobs, want %d", want, len(r.Jobs), wantJobs)
+			} else if wantJobs == 1 && !strings.Contains(string(r.Event.Dispatch), fmt.Sprintf(`"job_id":"%d"`, r.Jobs[0].Job.ID)) {
+				t.Errorf("%s's dispatch %s does not name its job %d", want, r.Event.Dispatch, r.Jobs[0].Job.ID)
+			}
+		}
+	}
+	// Every event but call bad's is recorded once, as RecordEvents said, with
+	// its own job.
+	stored, err := e.s.ListEvents(e.ctx(), store.EventListParams{TenantID: tenantA, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != callers-1 {
+		t.Errorf("%d events stored, want %d", len(stored), callers-1)
+	}
+	for _, ev := range stored {
+		if ev.EventID == fmt.Sprintf("ev-%d", bad) {
+			t.Errorf("the failed call's event was stored")
+		} else if got := byEventID[ev.EventID]; got == nil || got.ID != ev.ID || string(got.Dispatch) != string(ev.Dispatch) {
+			t.Errorf("stored %s (id %d, dispatch %s), answered %+v", ev.EventID, ev.ID, ev.Dispatch, got)
+		}
+	}
+	jobs, err := e.s.List(e.ctx(), store.ListParams{TenantID: tenantA, Queue: "many", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != callers/2 {
+		t.Errorf("%d jobs, want %d: one per even event", len(jobs), callers/2)
+	}
+	for _, j := range jobs {
+		var args struct{ Event string }
+		if err := json.Unmarshal(j.Args, &args); err != nil {
+			t.Fatal(err)
+		}
+		ev := byEventID[args.Event]
+		if ev == nil || !strings.Contains(string(ev.Dispatch), fmt.Sprintf(`"job_id":"%d"`, j.ID)) {
+			t.Errorf("job %d of %s is not named by that event's dispatch (%+v)", j.ID, args.Event, ev)
+		}
 	}
 }
 
