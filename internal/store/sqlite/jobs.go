@@ -36,8 +36,8 @@ func (s *Store) Insert(ctx context.Context, params []store.InsertParams) ([]stor
 		return nil, fmt.Errorf("sqlite: insert: %w", err)
 	}
 	submit := s.w.do
-	if !plan.hasUnique && len(params)&(len(params)-1) == 0 && len(params) <= 1<<(insertSizes-1) {
-		// insertRows runs one statement for a power-of-two row count.
+	if n := len(params); !plan.hasUnique && (n <= exactRows || n&(n-1) == 0 && n <= 1<<(insertSizes-1)) {
+		// insertRows runs one statement for this many rows.
 		submit = s.w.doOneStatement
 	}
 	if err := submit(ctx, true, plan.run); err != nil {
@@ -274,14 +274,16 @@ func (pl *insertPlan) results() []store.InsertResult {
 }
 
 // insertRows inserts jobs lo..hi-1, whose bound values are args[lo*insertCols:
-// hi*insertCols], with as few multi-row INSERTs as possible, and records their
-// ids.
+// hi*insertCols], with as few multi-row INSERTs as possible (one for up to
+// exactRows), and records their ids.
 func (t *wtx) insertRows(args []any, ids []int64, lo, hi int) error {
 	for lo < hi {
-		n := hi - lo
-		k := min(bits.Len(uint(n))-1, insertSizes-1) // largest 1<<k <= n
-		size := 1 << k
-		res, err := t.exec(stInsert0+stmtID(k), args[lo*insertCols:(lo+size)*insertCols]...)
+		size, st := hi-lo, stInsertExact0+stmtID(hi-lo-1)
+		if size > exactRows {
+			k := min(bits.Len(uint(size))-1, insertSizes-1) // largest 1<<k <= size
+			size, st = 1<<k, stInsert0+stmtID(k)
+		}
+		res, err := t.exec(st, args[lo*insertCols:(lo+size)*insertCols]...)
 		if err != nil {
 			return err
 		}

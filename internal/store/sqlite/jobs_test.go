@@ -54,18 +54,21 @@ func TestInsertGetRoundTrip(t *testing.T) {
 func TestInsertIDsMatchRowsAcrossChunks(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	// 1000 = 3*256 + 128 + 64 + 32 + 8: every chunk size but a few.
-	ps := make([]store.InsertParams, 1000)
-	for i := range ps {
-		ps[i] = job("q", fmt.Sprintf("k%d", i))
-		if i%97 == 0 {
-			ps[i].UniqueKey = fmt.Sprintf("key%d", i)
+	// 1000 = 3*256 + 128 + 64 + 40 (exact). With a unique key every 97th,
+	// the runs between them are 96 = 64 + 32 (exact).
+	for _, keyEvery := range []int{0, 97} {
+		ps := make([]store.InsertParams, 1000)
+		for i := range ps {
+			ps[i] = job("q", fmt.Sprintf("k%d-%d", keyEvery, i))
+			if keyEvery > 0 && i%keyEvery == 0 {
+				ps[i].UniqueKey = fmt.Sprintf("key%d", i)
+			}
 		}
-	}
-	jobs := mustInsert(t, s, ps...)
-	for i, j := range jobs {
-		if got := mustGet(t, s, j.ID); got.Kind != ps[i].Kind {
-			t.Fatalf("job %d: id %d holds kind %s, want %s", i, j.ID, got.Kind, ps[i].Kind)
+		jobs := mustInsert(t, s, ps...)
+		for i, j := range jobs {
+			if got := mustGet(t, s, j.ID); got.Kind != ps[i].Kind {
+				t.Fatalf("job %d: id %d holds kind %s, want %s", i, j.ID, got.Kind, ps[i].Kind)
+			}
 		}
 	}
 }

@@ -39,6 +39,8 @@ func TestStatementPlans(t *testing.T) {
 	}{
 		{stInsert0, "", true},
 		{stInsert0 + insertSizes - 1, "", true},
+		{stInsertExact0 + exactRows - 1, "", true},
+		{stEvents0 + exactRows - 1, "", true},
 		{stJobByID, "INTEGER PRIMARY KEY", true},
 		{stJobByUnique, "INDEX jobs_unique", true},
 		{stUniqueHolder, "INDEX jobs_unique", true},

@@ -68,21 +68,26 @@ const (
 
 	// stInsert0 .. stInsert0+insertSizes-1 insert 1, 2, 4, … rows at once.
 	stInsert0
+	// stInsertExact0 .. stInsertExact0+exactRows-1 insert 1, 2, 3, … rows.
+	stInsertExact0 = stInsert0 + insertSizes
 	// stSucceed0 .. stSucceed0+chunkSizes-1 complete 1, 2, 4, … jobs at once
 	// with OutcomeSucceeded.
-	stSucceed0 = stInsert0 + insertSizes
+	stSucceed0 = stInsertExact0 + exactRows
 	// stLeaseMark0 .. stLeaseMark0+chunkSizes-1 lease 1, 2, 4, … jobs.
 	stLeaseMark0 = stSucceed0 + chunkSizes
 	// stAudit0 .. stAudit0+auditSizes-1 append 1, 2, 4, … audit entries.
 	stAudit0 = stLeaseMark0 + chunkSizes
-	// stEvents0 .. stEvents0+eventSizes-1 record 1, 2, 4, … events.
+	// stEvents0 .. stEvents0+exactRows-1 record 1, 2, 3, … events.
 	stEvents0 = stAudit0 + auditSizes
-	numStmts  = stEvents0 + eventSizes
+	numStmts  = stEvents0 + exactRows
 )
 
-// eventSizes is the same for the multi-row events INSERT: up to 64 rows,
-// which a merged recording (record.go) rarely exceeds.
-const eventSizes = 7
+// exactRows is up to how many rows the job and event INSERTs have a
+// statement for each count: every statement execution has a fixed cost
+// (binding, AUTOINCREMENT's sqlite_sequence read and write), so the few
+// rows of a group of ingest requests (record.go) go in one statement, not
+// as chunks of 4, 2 and 1. Longer inserts run in chunks of the largest.
+const exactRows = 64
 
 // auditSizes is how many multi-row audit INSERT statements there are: for
 // 1, 2, 4, … 64 entries. A server appends an entry per mutating request; a
@@ -161,6 +166,9 @@ var stmtSQL = func() [numStmts]string {
 
 	for i := range insertSizes {
 		s[stInsert0+stmtID(i)] = "INSERT INTO jobs (" + insertColList + ") VALUES " + valueRows(insertCols, 1<<i)
+	}
+	for i := range exactRows {
+		s[stInsertExact0+stmtID(i)] = "INSERT INTO jobs (" + insertColList + ") VALUES " + valueRows(insertCols, i+1)
 	}
 	for i := range auditSizes {
 		s[stAudit0+stmtID(i)] = `INSERT INTO audit_log (at, tenant_id, actor_type, actor_id, action, target, result,
@@ -272,8 +280,8 @@ var stmtSQL = func() [numStmts]string {
 	// Recording events, the hot path of event and webhook ingest: a repeat
 	// is skipped, which the count of rows changed shows.
 	s[stEventBySource] = sqlEvBySourceID
-	for i := range eventSizes {
-		s[stEvents0+stmtID(i)] = `INSERT INTO events (` + evInsertCols + `) VALUES ` + valueRows(evInsertColN, 1<<i) +
+	for i := range exactRows {
+		s[stEvents0+stmtID(i)] = `INSERT INTO events (` + evInsertCols + `) VALUES ` + valueRows(evInsertColN, i+1) +
 			` ON CONFLICT (tenant_id, source, event_id) DO NOTHING`
 	}
 

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/bits"
 	"sync"
 	"time"
 
@@ -163,9 +162,13 @@ func (b *eventBatcher) flush() {
 		err = b.w.do(ctx, true, func(t *wtx) error { return t.recordCalls(calls, true) })
 	}
 	if err != nil && len(calls) > 1 && !errors.Is(err, ErrClosed) {
+		// Each call in an op of its own, submitted together so that they
+		// still share commits.
 		for _, c := range calls {
-			c.err = b.w.do(ctx, true, func(t *wtx) error { return t.recordCalls([]*eventCall{c}, true) })
-			close(c.done)
+			go func() {
+				c.err = b.w.do(ctx, true, func(t *wtx) error { return t.recordCalls([]*eventCall{c}, true) })
+				close(c.done)
+			}()
 		}
 		return
 	}
@@ -257,21 +260,19 @@ func (pl *insertPlan) jobIDs() []store.InsertResult {
 	return jobs
 }
 
-// insertEvents inserts es with as few multi-row INSERTs as possible and sets
-// their ids. It returns errRepeat, having inserted part of them, if one was
-// recorded before or comes twice.
+// insertEvents inserts es with as few multi-row INSERTs as possible (one for
+// up to exactRows) and sets their ids. It returns errRepeat, having
+// inserted part of them, if one was recorded before or comes twice.
 func (t *wtx) insertEvents(es []*store.Event) error {
 	args := t.w.args[:0]
 	for lo := 0; lo < len(es); {
-		n := len(es) - lo
-		k := min(bits.Len(uint(n))-1, eventSizes-1) // largest 1<<k <= n
-		size := 1 << k
+		size := min(len(es)-lo, exactRows)
 		args = args[:0]
 		for _, e := range es[lo : lo+size] {
 			args = append(args, e.TenantID, e.Source, e.EventID, e.Type, e.Subject, micros(e.Time), t.nowUS,
 				string(e.Body), string(e.Dispatch))
 		}
-		res, err := t.exec(stEvents0+stmtID(k), args...)
+		res, err := t.exec(stEvents0+stmtID(size-1), args...)
 		if err != nil {
 			return err
 		}
