@@ -128,16 +128,31 @@ func removeCall(cs []*eventCall, c *eventCall) []*eventCall {
 	return cs
 }
 
-// take hands the pending calls to the op that runs now; calls arriving from
-// here on queue another.
+// maxMergedEvents bounds the events one op records, so that callers
+// sending large batches (a thousand CloudEvents a request) at once do not
+// make one transaction of them all: the calls beyond it go to the next op.
+const maxMergedEvents = 4096
+
+// take hands pending calls, up to maxMergedEvents events (and at least one
+// call), to the op that runs now; calls left over or arriving from here on
+// queue another.
 func (b *eventBatcher) take() []*eventCall {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cs := b.pending
-	for _, c := range cs {
-		c.taken = true
+	n, events := 0, 0
+	for n < len(b.pending) && (n == 0 || events+len(b.pending[n].recs) <= maxMergedEvents) {
+		b.pending[n].taken = true
+		events += len(b.pending[n].recs)
+		n++
 	}
-	b.pending, b.queued = nil, false
+	cs := b.pending[:n:n]
+	if b.pending = b.pending[n:]; len(b.pending) == 0 {
+		b.pending = nil
+	}
+	b.queued = b.pending != nil
+	if b.queued {
+		go b.flush()
+	}
 	return cs
 }
 

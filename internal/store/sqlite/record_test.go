@@ -141,6 +141,41 @@ func TestRecordEventsMerged(t *testing.T) {
 	}
 }
 
+// Calls waiting together are recorded by as many ops as keep each within
+// maxMergedEvents events.
+func TestRecordEventsMergeBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := openTest(t)
+		release, blocked := blockWriter(t, s)
+		before := s.w.commits.Load()
+		const calls, each = 3, maxMergedEvents / 2
+		var wg sync.WaitGroup
+		for i := range calls {
+			recs := make([]store.EventRecord, each)
+			for k := range recs {
+				recs[k] = eventRecord(fmt.Sprintf("%d-%d", i, k), 0)
+			}
+			wg.Go(func() {
+				if _, err := s.RecordEvents(context.Background(), recs); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait()
+		close(release)
+		wg.Wait()
+		<-blocked
+		// The blocking op's commit, then two calls' events, then the third's.
+		if got := s.w.commits.Load() - before; got != 3 {
+			t.Errorf("%d commits, want 3", got)
+		}
+		es, err := s.ListEvents(context.Background(), store.EventListParams{TenantID: "default", Limit: 2 * calls * each})
+		if err != nil || len(es) != calls*each {
+			t.Errorf("%d events recorded (%v), want %d", len(es), err, calls*each)
+		}
+	})
+}
+
 // A caller that gives up while its call still waits for the writer takes it
 // back: nothing of it is written.
 func TestRecordEventsWithdrawn(t *testing.T) {
