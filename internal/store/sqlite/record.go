@@ -16,8 +16,9 @@ import (
 // Run one by one, every event would cost the writer a savepoint and a
 // statement per row. Instead RecordEvents calls that arrive while the
 // writer is busy wait together and are recorded by one writer op, with one
-// multi-row INSERT for all their jobs and one for all their events, which
-// costs the writer about half as much per event.
+// multi-row INSERT for all their jobs and one for all their events
+// (BenchmarkRecordEvents: a quarter less writer time for an event with a
+// job, an eighth less for one without).
 //
 // The merged op assumes no event is a repeat, which is the common case, and
 // finds out for free: the events INSERT skips a repeat (ON CONFLICT DO
