@@ -281,11 +281,16 @@ func (pl *insertPlan) jobIDs() []store.InsertResult {
 // inserted part of them, if one was recorded before or comes twice.
 func (t *wtx) insertEvents(es []*store.Event) error {
 	args := t.w.args[:0]
+	defer func() {
+		clear(args) // let the bodies be collected
+		t.w.args = args[:0]
+	}()
+	now := any(t.nowUS) // boxed once for every row
 	for lo := 0; lo < len(es); {
 		size := min(len(es)-lo, exactRows)
 		args = args[:0]
 		for _, e := range es[lo : lo+size] {
-			args = append(args, e.TenantID, e.Source, e.EventID, e.Type, e.Subject, micros(e.Time), t.nowUS,
+			args = append(args, e.TenantID, e.Source, e.EventID, e.Type, e.Subject, micros(e.Time), now,
 				string(e.Body), string(e.Dispatch))
 		}
 		res, err := t.exec(stEvents0+stmtID(size-1), args...)
@@ -307,8 +312,6 @@ func (t *wtx) insertEvents(es []*store.Event) error {
 		}
 		lo += size
 	}
-	clear(args) // let the bodies be collected
-	t.w.args = args[:0]
 	return nil
 }
 
