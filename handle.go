@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/queue"
@@ -38,12 +39,16 @@ type Validator interface {
 // ErrJobCancelled), times out, or the client shuts down.
 func Handle[T JobArgs](c *Client, fn func(ctx context.Context, job *Job[T]) error, opts ...HandleOption) {
 	var zero T
+	anyObject := acceptsAnyObject[T]()
 	k := &queue.Kind{
 		Name: zero.Kind(),
 		Validate: func(value any, encoded []byte) error {
 			if v, ok := value.(T); ok {
 				// Already a T: only its own checks remain.
 				return validateArgs(v)
+			}
+			if anyObject {
+				return nil // encoded is a JSON object: it decodes
 			}
 			_, err := decodeArgs[T](encoded)
 			return err
@@ -73,6 +78,23 @@ func decodeArgs[T JobArgs](data []byte) (T, error) {
 		return v, errors.New("trailing data after the args object")
 	}
 	return v, validateArgs(v)
+}
+
+// acceptsAnyObject reports whether every JSON object decodes into T and T
+// has no checks of its own, as for a map[string]any of args that are
+// ignored or read loosely. Enqueue has already checked that encoded args are
+// one JSON object, so for such a T decoding them again, which costs about
+// as much as the rest of validating a rule's job, cannot fail.
+func acceptsAnyObject[T JobArgs]() bool {
+	t := reflect.TypeFor[T]()
+	if t.Kind() != reflect.Map || t.Key() != reflect.TypeFor[string]() || t.Elem() != reflect.TypeFor[any]() {
+		return false
+	}
+	var zero T
+	_, checks := any(zero).(Validator)
+	_, checksPtr := any(&zero).(Validator)
+	_, decodes := any(&zero).(json.Unmarshaler)
+	return !checks && !checksPtr && !decodes
 }
 
 // validateArgs runs T's Validate method, on a value or pointer receiver.

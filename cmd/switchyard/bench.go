@@ -94,6 +94,7 @@ type benchOptions struct {
 	durability string
 	jsonOut    bool
 	cpuProfile string
+	memProfile string
 
 	jobsGiven   bool // --jobs set explicitly: ingest sends that many requests
 	rateGiven   bool // --rate set explicitly: ingest paces its requests
@@ -149,6 +150,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.durability, "durability", switchyard.DurabilityFull, "SQLite durability: full or relaxed")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per mode")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (fanout: the clients' to FILE.clients)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the run (go tool pprof -sample_index=alloc_space) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -205,6 +207,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		defer writeAllocProfile(o.memProfile)
 	}
 	modes := []string{o.mode}
 	if o.mode == "all" {
@@ -497,4 +502,20 @@ func cpuTime() (time.Duration, error) {
 		return 0, fmt.Errorf("getrusage: %w", err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// writeAllocProfile writes what the process allocated since it started
+// (sampled, as Go's heap profile is), for --memprofile. The benchmark ends
+// anyway, so a failure is only reported.
+func writeAllocProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "switchyard bench: write allocation profile: %v\n", err)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -306,7 +307,7 @@ type Decision struct {
 // a Decision with Err; the others still run.
 func (r *Rule) Evaluate(ev *Event) (matched bool, decisions []Decision, err error) {
 	if r.filter != nil {
-		out, err := expr.Run(r.filter, ev)
+		out, err := run(r.filter, ev)
 		if err != nil {
 			return false, nil, fmt.Errorf("filter: %s", oneLine(err.Error()))
 		}
@@ -319,6 +320,19 @@ func (r *Rule) Evaluate(ev *Event) (matched bool, decisions []Decision, err erro
 		decisions[i] = r.actions[i].decide(ev)
 	}
 	return true, decisions, nil
+}
+
+// vms holds expr's virtual machines between runs. A VM is reset by each
+// run and serves one at a time; reusing one saves allocating it and its
+// stack on every filter and every computed field of every event.
+var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// run runs a compiled expression over ev.
+func run(p *vm.Program, ev *Event) (any, error) {
+	m := vms.Get().(*vm.VM)
+	out, err := m.Run(p, ev)
+	vms.Put(m)
+	return out, err
 }
 
 func (a *compiledAction) decide(ev *Event) Decision {
@@ -334,7 +348,7 @@ func (a *compiledAction) decide(ev *Event) Decision {
 	j := &Job{Queue: a.Queue, Kind: a.Kind, Priority: a.Priority, MaxAttempts: a.MaxAttempts, Delay: a.delay}
 	var args any = ev.Data
 	if a.args != nil {
-		out, err := expr.Run(a.args, ev)
+		out, err := run(a.args, ev)
 		if err != nil {
 			d.Err = fmt.Errorf("args: %s", oneLine(err.Error()))
 			return d
@@ -352,7 +366,7 @@ func (a *compiledAction) decide(ev *Event) Decision {
 	}
 	j.Args = b
 	if a.uniqueKey != nil {
-		out, err := expr.Run(a.uniqueKey, ev)
+		out, err := run(a.uniqueKey, ev)
 		if err != nil {
 			d.Err = fmt.Errorf("unique_key: %s", oneLine(err.Error()))
 			return d
