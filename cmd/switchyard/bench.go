@@ -80,8 +80,9 @@ Measures the engine on a database:
 
 Without --db, a temporary SQLite file is used and removed afterwards. On a
 given database the benchmark works in its own tenant and deletes its jobs
-when done (ingest also leaves there its tenant's paused queue bench-ingest
-and an API key, which expires after a day).`
+when done, and for ingest its rules and source. Ingest leaves there its
+paused queue bench-ingest, its revoked API key, and the events it recorded,
+which event retention removes (after 30 days by default).`
 
 type benchOptions struct {
 	db         string

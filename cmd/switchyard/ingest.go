@@ -47,6 +47,7 @@ type ingestTarget struct {
 	url     string // base URL, as http://127.0.0.1:PORT
 	key     string
 	backend string
+	tenant  string // an in-process server's: the benchmark's own
 	// sourceID and sourceSecret: the GitHub-style source that webhook
 	// requests go to (--ingest webhooks).
 	sourceID, sourceSecret string
@@ -116,12 +117,13 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
+	tenant := "bench-" + hex.EncodeToString(b)
 	c, err := switchyard.Open(ctx, switchyard.Config{
 		Database:   o.db,
 		Durability: o.durability,
 		// A tenant of its own, as the other modes use, so that a shared
 		// database's jobs are neither touched nor counted.
-		TenantID:   "bench-" + hex.EncodeToString(b),
+		TenantID:   tenant,
 		AllQueues:  true,
 		Logger:     log,
 		Registerer: reg,
@@ -130,10 +132,10 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 		return nil, err
 	}
 	// Until the server runs, failures unwind here; afterwards stop does.
-	ok, keyID := false, ""
+	ok, made := false, &ingestMade{}
 	defer func() {
 		if !ok {
-			cleanupIngest(c, nil, keyID)
+			cleanupIngest(c, nil, made)
 		}
 	}()
 	if err := c.Ready(ctx); err != nil {
@@ -157,22 +159,25 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 	if err != nil {
 		return nil, err
 	}
-	keyID = key.ID
+	made.keyID = key.ID
 	var src *switchyard.Source
 	if o.ingest == ingestWebhooks {
 		if src, err = c.CreateSource(ctx, "bench", switchyard.SourceSpec{Scheme: switchyard.SchemeGitHub}); err != nil {
 			return nil, err
 		}
+		made.sourceID = src.ID
 	}
 	// --rules: rules that match every request's event, each enqueueing a
 	// job from it (to the paused queue), so that their cost is measured.
 	for i := range o.rules {
-		if _, err := c.CreateRule(ctx, fmt.Sprintf("bench-%d", i), switchyard.RuleSpec{
+		r, err := c.CreateRule(ctx, fmt.Sprintf("bench-%d", i), switchyard.RuleSpec{
 			Types: []string{ingestEventType, "github.*"}, Enabled: true, Filter: `data.i >= 0`,
 			Actions: []switchyard.RuleAction{{Type: switchyard.RuleEnqueue, Queue: ingestQueue, Kind: "noop", Args: `{"i": data.i}`}},
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, err
 		}
+		made.ruleIDs = append(made.ruleIDs, r.ID)
 	}
 	// The benchmark's one key sends far more than a client's default
 	// share; the limiter still runs, so its cost is measured.
@@ -201,8 +206,9 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 		url:     "http://" + ln.Addr().String(),
 		key:     secret,
 		backend: c.Backend(),
+		tenant:  tenant,
 		stop: func() error {
-			err := cleanupIngest(c, hs, keyID)
+			err := cleanupIngest(c, hs, made)
 			if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 				err = errors.Join(err, fmt.Errorf("serve: %w", serr))
 			}
@@ -215,9 +221,19 @@ func startIngestServer(ctx context.Context, o benchOptions) (*ingestTarget, erro
 	return t, nil
 }
 
-// cleanupIngest stops the server (if started) and the client and deletes
-// the benchmark's jobs.
-func cleanupIngest(c *switchyard.Client, hs *http.Server, keyID string) error {
+// ingestMade is what the in-process server's setup created in the
+// benchmark's tenant, for cleanupIngest.
+type ingestMade struct {
+	keyID    string
+	sourceID string
+	ruleIDs  []string
+}
+
+// cleanupIngest stops the server (if started) and the client, revokes the
+// benchmark's key, and deletes its source, rules and jobs. The events it
+// recorded stay until event retention removes them: the store deletes
+// events by age, not by tenant.
+func cleanupIngest(c *switchyard.Client, hs *http.Server, made *ingestMade) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var errs []error
@@ -226,8 +242,18 @@ func cleanupIngest(c *switchyard.Client, hs *http.Server, keyID string) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
-	if keyID != "" {
-		if err := c.RevokeAPIKey(ctx, keyID); err != nil {
+	if made.keyID != "" {
+		if err := c.RevokeAPIKey(ctx, made.keyID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, id := range made.ruleIDs {
+		if err := c.DeleteRule(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if made.sourceID != "" {
+		if err := c.DeleteSource(ctx, made.sourceID); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard"
 
 	"github.com/switchyard-dev/switchyard/internal/server/servertest"
 	"github.com/switchyard-dev/switchyard/internal/testdb"
@@ -130,5 +133,57 @@ func TestBenchIngestBadFlags(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 1 containing %q", args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestBenchIngestCleansUp checks that the in-process server's setup, a
+// source and rules in the benchmark's tenant, is gone once it stops, with
+// the jobs its rules made.
+func TestBenchIngestCleansUp(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := "sqlite:" + testdb.SQLitePath(t)
+	o := benchOptions{db: db, durability: "full", ingest: ingestWebhooks, rules: 2, duration: time.Second, connections: 1}
+	target, err := startIngestServer(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape, err := newIngestShape(o.ingest, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ingestLoad{url: target.url + shape.path, shape: shape, key: target.key, conns: 1, requests: 5}
+	if _, _, err := l.run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := switchyard.Open(ctx, switchyard.Config{Database: db, TenantID: target.tenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	count := func() (rules, sources, jobs int) {
+		t.Helper()
+		rs, _, err := c.Rules(ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss, _, err := c.Sources(ctx, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _, err := c.ListJobs(ctx, switchyard.ListParams{Queue: ingestQueue, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs), len(ss), len(js)
+	}
+	if r, s, j := count(); r != 2 || s != 1 || j < 10 {
+		t.Fatalf("while running: %d rules, %d sources, %d jobs; want 2, 1 and at least 10", r, s, j)
+	}
+	if err := target.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r, s, j := count(); r != 0 || s != 0 || j != 0 {
+		t.Fatalf("after stop: %d rules, %d sources, %d jobs; want none", r, s, j)
 	}
 }
