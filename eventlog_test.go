@@ -116,7 +116,7 @@ func TestSendEventsRecordsRuleErrors(t *testing.T) {
 		createRule(t, c, "b-bad-args", switchyard.RuleSpec{Types: []string{"image.uploaded"}, Enabled: true,
 			Actions: []switchyard.RuleAction{
 				{Type: switchyard.RuleEnqueue, Kind: "resize", Args: `data.url`}, // a string, not an object
-				{Type: switchyard.RuleEnqueue, Kind: "resize"},                   // data's owner is an object, resizeArgs' a string
+				{Type: switchyard.RuleEnqueue, Kind: "resize"},                   // data, as args, does not decode into resizeArgs
 				{Type: switchyard.RuleEnqueue, Kind: "resize", Args: `{"url": data.url, "owner": data.owner.id}`},
 			}})
 		sent, err := c.SendEvents(ctx, upload("e1", 3))
@@ -128,7 +128,7 @@ func TestSendEventsRecordsRuleErrors(t *testing.T) {
 			t.Fatalf("the failing filter's outcome = %+v", d)
 		}
 		if a := d[1].Actions; !d[1].Matched || len(a) != 3 || a[0].Error == "" || a[0].JobID != "" ||
-			!strings.Contains(a[1].Error, "resizeArgs.owner") || a[2].Error != "" || a[2].JobID == "" {
+			!strings.HasPrefix(a[1].Error, `args for kind "resize": json: `) || a[2].Error != "" || a[2].JobID == "" {
 			t.Errorf("a failing action and a good one = %+v", d[1].Actions)
 		}
 	})

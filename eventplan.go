@@ -1,8 +1,6 @@
 package switchyard
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -21,12 +19,12 @@ type eventPlan struct {
 	endpoints map[string]*Endpoint // the tenant's, by id
 	delivered map[string]bool      // endpoints that have a delivery job
 	system    bool                 // the engine's own event: see routedSystemEvents
-	env       *dispatch.Event      // what expressions see, decoded once when a rule needs it
+	env       *dispatch.Event      // what expressions see, made once when a rule needs it
 }
 
-func (p *eventPlan) expressionEnv() (*dispatch.Event, error) {
+func (p *eventPlan) expressionEnv() *dispatch.Event {
 	if p.env != nil {
-		return p.env, nil
+		return p.env
 	}
 	e := p.event
 	env := &dispatch.Event{
@@ -39,13 +37,9 @@ func (p *eventPlan) expressionEnv() (*dispatch.Event, error) {
 	if env.Extensions == nil {
 		env.Extensions = map[string]any{}
 	}
-	if len(e.Data) > 0 {
-		if err := json.Unmarshal(e.Data, &env.Data); err != nil {
-			return nil, fmt.Errorf("data: %w", err)
-		}
-	}
+	env.SetData(e.Data) // decoded by the rules, as far as they read it
 	p.env = env
-	return env, nil
+	return env
 }
 
 // rule evaluates one rule whose types matched, and records its outcome.
@@ -56,12 +50,7 @@ func (p *eventPlan) rule(cr *compiledRule) {
 		o.Error = cr.err.Error()
 		return
 	}
-	env, err := p.expressionEnv()
-	if err != nil {
-		o.Error = err.Error()
-		return
-	}
-	matched, decisions, err := cr.rule.Evaluate(env)
+	matched, decisions, err := cr.rule.Evaluate(p.expressionEnv())
 	if err != nil {
 		o.Error = err.Error()
 		return

@@ -91,6 +91,7 @@ type Rule struct {
 	Spec    Spec
 	filter  *vm.Program
 	actions []compiledAction
+	data    dataUse // what its expressions read of an event's data
 }
 
 type compiledAction struct {
@@ -115,6 +116,11 @@ type Event struct {
 	DataSchema      string         `expr:"dataschema"`
 	Data            any            `expr:"data"`
 	Extensions      map[string]any `expr:"extensions"`
+
+	// Data given as JSON (SetData) is decoded as far as rules read it:
+	raw    []byte   // the JSON
+	loaded []string // the members decoded into Data so far
+	whole  bool     // Data holds all of it (or there is none)
 }
 
 func compile(what, code string, opts ...expr.Option) (*vm.Program, error) {
@@ -155,6 +161,11 @@ func Compile(id, name string, spec Spec) (*Rule, error) {
 		return nil, fmt.Errorf("%w: actions: %d, at most %d", ErrInvalid, len(spec.Actions), MaxActions)
 	}
 	r := &Rule{ID: id, Name: name, Spec: spec}
+	r.data.add(spec.Filter)
+	for _, a := range spec.Actions {
+		r.data.add(a.Args)
+		r.data.add(a.UniqueKey)
+	}
 	if spec.Filter != "" {
 		var err error
 		if r.filter, err = compile("filter", spec.Filter, expr.AsBool()); err != nil {
@@ -306,6 +317,9 @@ type Decision struct {
 // the filter is false or fails (err says why). An action that fails gives
 // a Decision with Err; the others still run.
 func (r *Rule) Evaluate(ev *Event) (matched bool, decisions []Decision, err error) {
+	if err := ev.load(&r.data); err != nil {
+		return false, nil, err
+	}
 	if r.filter != nil {
 		out, err := run(r.filter, ev)
 		if err != nil {
@@ -346,25 +360,10 @@ func (a *compiledAction) decide(ev *Event) Decision {
 		return d
 	}
 	j := &Job{Queue: a.Queue, Kind: a.Kind, Priority: a.Priority, MaxAttempts: a.MaxAttempts, Delay: a.delay}
-	var args any = ev.Data
-	if a.args != nil {
-		out, err := run(a.args, ev)
-		if err != nil {
-			d.Err = fmt.Errorf("args: %s", oneLine(err.Error()))
-			return d
-		}
-		args = out
-	}
-	if _, ok := args.(map[string]any); !ok {
-		d.Err = fmt.Errorf("args: want an object, got %s (set \"args\", e.g. {\"url\": data.url})", describe(args))
+	if err := a.buildArgs(ev, j); err != nil {
+		d.Err = err
 		return d
 	}
-	b, err := json.Marshal(args)
-	if err != nil {
-		d.Err = fmt.Errorf("args: %w", err)
-		return d
-	}
-	j.Args = b
 	if a.uniqueKey != nil {
 		out, err := run(a.uniqueKey, ev)
 		if err != nil {
@@ -375,6 +374,35 @@ func (a *compiledAction) decide(ev *Event) Decision {
 	}
 	d.Job = j
 	return d
+}
+
+// buildArgs sets j's args: what the args expression gives, or the event's
+// data, which must be an object.
+func (a *compiledAction) buildArgs(ev *Event, j *Job) error {
+	var args any
+	if a.args != nil {
+		out, err := run(a.args, ev)
+		if err != nil {
+			return fmt.Errorf("args: %s", oneLine(err.Error()))
+		}
+		args = out
+	} else if raw, ok := ev.rawObject(); ok {
+		j.Args = raw // passed on as it came: no decoding, no encoding
+		return nil
+	} else if err := ev.load(&dataUse{whole: true}); err != nil {
+		return fmt.Errorf("args: %w", err)
+	} else {
+		args = ev.Data
+	}
+	if _, ok := args.(map[string]any); !ok {
+		return fmt.Errorf("args: want an object, got %s (set \"args\", e.g. {\"url\": data.url})", describe(args))
+	}
+	b, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("args: %w", err)
+	}
+	j.Args = b
+	return nil
 }
 
 func describe(v any) string {
@@ -401,7 +429,7 @@ func Env(event []byte) (*Event, error) {
 	if err := json.Unmarshal(event, &attrs); err != nil {
 		return nil, fmt.Errorf("dispatch: event: %w", err)
 	}
-	ev := &Event{Extensions: map[string]any{}}
+	ev := &Event{Extensions: map[string]any{}, whole: true}
 	for k, v := range attrs {
 		str, _ := v.(string)
 		switch k {
