@@ -24,6 +24,7 @@ import (
 const benchSynopsis = `bench [--db URL] [--mode throughput|latency|idle|ingest|fanout|all] [--jobs N]
                  [--batch N] [--workers N] [--rate R] [--duration D]
                  [--connections C] [--ingest jobs|events|webhooks] [--rules N]
+                 [--payload BYTES]
                  [--subscribers S] [--stalled N]
                  [--server URL --api-key KEY] [--json]
 
@@ -41,7 +42,11 @@ Measures the engine on a database:
               --ingest webhooks one GitHub-signed webhook to a source the
               bench creates (POST /hooks/{source}; in-process server only);
               --rules N adds N rules that match every event, each with a
-              filter and an enqueue action. Requests come from
+              filter and an enqueue action; --payload BYTES makes each
+              event's data about that much bigger, with a nested object
+              shaped like a GitHub push's repository (real webhooks carry
+              several KB; the default sends a few dozen bytes). Requests
+              come from
               --connections keep-alive HTTP/1.1 connections over loopback,
               each sending its next request as soon as the last is answered,
               for --duration (or until --jobs requests if --jobs is given)
@@ -104,6 +109,7 @@ type benchOptions struct {
 	apiKey      string
 	ingest      string        // ingest: what the requests carry
 	rules       int           // ingest: rules matching every event
+	payload     int           // ingest: bytes added to each event's data
 	subscribers int           // fanout
 	stalled     int           // fanout
 	coalesce    time.Duration // fanout
@@ -123,8 +129,9 @@ type benchResult struct {
 	LatencyP99Ms     float64 `json:"latency_p99_ms,omitempty"`
 	IdleCPUPercent   float64 `json:"idle_cpu_percent"`
 	RequestsPerSec   float64 `json:"requests_per_sec,omitempty"`
-	Ingest           string  `json:"ingest,omitempty"` // ingest: jobs, events or webhooks
-	Rules            int     `json:"rules,omitempty"`  // ingest: rules matching every event
+	Ingest           string  `json:"ingest,omitempty"`        // ingest: jobs, events or webhooks
+	Rules            int     `json:"rules,omitempty"`         // ingest: rules matching every event
+	PayloadBytes     int     `json:"payload_bytes,omitempty"` // ingest: --payload
 	Connections      int     `json:"connections,omitempty"`
 	Server           string  `json:"server,omitempty"`
 	DurationSec      float64 `json:"duration_s"`
@@ -143,6 +150,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.connections, "connections", 64, "ingest: concurrent keep-alive HTTP connections; fanout: WebSocket connections (default 10000)")
 	fs.StringVar(&o.ingest, "ingest", ingestJobs, "ingest: what each request carries: jobs (POST /v1/jobs), events (POST /v1/events, a CloudEvent) or webhooks (POST /hooks/{source}, GitHub-signed)")
 	fs.IntVar(&o.rules, "rules", 0, "ingest: rules that match every event and enqueue a job from it (events and webhooks)")
+	fs.IntVar(&o.payload, "payload", 0, "ingest: make each event's data about this many `BYTES` bigger (events and webhooks)")
 	fs.IntVar(&o.subscribers, "subscribers", 1000, "fanout: connections that read the published topic")
 	fs.IntVar(&o.stalled, "stalled", 1, "fanout: more subscribers that never read")
 	fs.DurationVar(&o.coalesce, "coalesce", 20*time.Millisecond, "fanout: the in-process server's coalescing window (serve --live-coalesce); 0 for none")
@@ -161,6 +169,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.jobs < 1 || o.batch < 1 || o.workers < 1 || o.rate < 1 || o.duration <= 0 || o.connections < 1 {
 		return errors.New("--jobs, --batch, --workers, --rate, --duration and --connections must be positive")
+	}
+	if o.payload < 0 || o.payload > maxIngestPayload {
+		return fmt.Errorf("--payload must be between 0 and %d", maxIngestPayload)
 	}
 	if o.subscribers < 1 || o.stalled < 0 {
 		return errors.New("--subscribers must be positive and --stalled not negative")
@@ -269,6 +280,9 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 		rules := ""
 		if r.Rules > 0 {
 			rules = fmt.Sprintf(" (%d rules)", r.Rules)
+		}
+		if r.PayloadBytes > 0 {
+			rules += fmt.Sprintf(" (data +%d bytes)", r.PayloadBytes)
 		}
 		fmt.Fprintf(w, "%s ingest: %d POST %s%s over %d connections in %.1fs: %.0f requests/s, p50 %.2f ms, p99 %.2f ms\n",
 			r.Backend, r.Jobs, route, rules, r.Connections, r.DurationSec, r.RequestsPerSec, r.LatencyP50Ms, r.LatencyP99Ms)

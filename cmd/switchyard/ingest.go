@@ -68,10 +68,13 @@ func benchIngest(ctx context.Context, o benchOptions) (res benchResult, err erro
 		defer func() { err = errors.Join(err, t.stop()) }()
 	}
 	res = benchResult{Backend: t.backend, Mode: "ingest", Ingest: o.ingest, Rules: o.rules, Connections: o.connections}
+	if o.ingest != ingestJobs {
+		res.PayloadBytes = o.payload
+	}
 	if o.server != "" {
 		res.Server = t.url
 	}
-	shape, err := newIngestShape(o.ingest, t)
+	shape, err := newIngestShape(o.ingest, t, o.payload)
 	if err != nil {
 		return res, err
 	}

@@ -65,9 +65,9 @@ func TestBenchIngestRequests(t *testing.T) {
 	}
 }
 
-// TestBenchIngestEventsAndWebhooks sends CloudEvents and signed webhooks,
-// with rules matching them: every answer must be 201, so each was verified
-// and recorded.
+// TestBenchIngestEventsAndWebhooks sends CloudEvents and signed webhooks
+// of several KB, with rules matching them: every answer must be 201, so
+// each was verified and recorded.
 func TestBenchIngestEventsAndWebhooks(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{"events", "webhooks"} {
@@ -75,11 +75,11 @@ func TestBenchIngestEventsAndWebhooks(t *testing.T) {
 			t.Parallel()
 			db := "sqlite:" + testdb.SQLitePath(t)
 			out, errOut, code := runCLI(t, "bench", "--mode", "ingest", "--ingest", kind, "--rules", "2", "--db", db,
-				"--duration", "300ms", "--connections", "3", "--jobs", "40")
+				"--duration", "300ms", "--connections", "3", "--jobs", "40", "--payload", "3000")
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			if !strings.HasPrefix(out, "sqlite ingest: 40 POST ") || !strings.Contains(out, "(2 rules)") {
+			if !strings.HasPrefix(out, "sqlite ingest: 40 POST ") || !strings.Contains(out, "(2 rules) (data +3000 bytes)") {
 				t.Fatalf("output %q", out)
 			}
 		})
@@ -126,6 +126,8 @@ func TestBenchIngestBadFlags(t *testing.T) {
 		{[]string{"--server", "http://127.0.0.1:1", "--api-key", "k", "--mode", "latency"}, "--mode ingest only"},
 		{[]string{"--server", "http://127.0.0.1:1", "--api-key", "k", "--db", "sqlite:x.db"}, "not both"},
 		{[]string{"--connections", "0"}, "must be positive"},
+		{[]string{"--payload", "-1"}, "--payload must be between 0 and"},
+		{[]string{"--payload", "1000000"}, "--payload must be between 0 and"},
 	}
 	for _, tc := range cases {
 		args := append([]string{"bench", "--mode", "ingest"}, tc.args...)
@@ -148,7 +150,7 @@ func TestBenchIngestCleansUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shape, err := newIngestShape(o.ingest, target)
+	shape, err := newIngestShape(o.ingest, target, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,5 +187,21 @@ func TestBenchIngestCleansUp(t *testing.T) {
 	}
 	if r, s, j := count(); r != 0 || s != 0 || j != 0 {
 		t.Fatalf("after stop: %d rules, %d sources, %d jobs; want none", r, s, j)
+	}
+}
+
+// The --payload padding is valid JSON of about the size asked for.
+func TestIngestPadding(t *testing.T) {
+	if ingestPadding(0) != "" {
+		t.Error("padding for 0 bytes")
+	}
+	for _, n := range []int{1, 500, 7000, maxIngestPayload} {
+		pad := ingestPadding(n)
+		if len(pad) < n || len(pad) > max(n, 150)+100 { // the object's own fields take ~150
+			t.Errorf("ingestPadding(%d) is %d bytes", n, len(pad))
+		}
+		if doc := `{"i":1` + pad + `}`; !json.Valid([]byte(doc)) {
+			t.Errorf("ingestPadding(%d) makes invalid JSON: %.200s", n, doc)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // What bench --mode ingest sends (--ingest).
@@ -31,8 +32,10 @@ type ingestShape struct {
 	newRequest func(u *url.URL, key string) func(b []byte, seq int64) []byte
 }
 
-// newIngestShape returns the shape of --ingest kind against target t.
-func newIngestShape(kind string, t *ingestTarget) (*ingestShape, error) {
+// newIngestShape returns the shape of --ingest kind against target t, with
+// payload bytes more in each event's data.
+func newIngestShape(kind string, t *ingestTarget, payload int) (*ingestShape, error) {
+	pad := ingestPadding(payload)
 	// Events and deliveries are unique per run: a shared database keeps
 	// those of earlier runs, and a repeat would be answered 200.
 	run := make([]byte, 6)
@@ -52,7 +55,7 @@ func newIngestShape(kind string, t *ingestTarget) (*ingestShape, error) {
 			return func(b []byte, seq int64) []byte {
 				i := strconv.FormatInt(seq, 10)
 				return appendRequest(b, head, nil, `{"specversion":"1.0","id":"`+runID+`-`+i+`","source":"/bench","type":"`+
-					ingestEventType+`","data":{"i":`+i+`}}`)
+					ingestEventType+`","data":{"i":`+i+pad+`}}`)
 			}
 		}}, nil
 	case ingestWebhooks:
@@ -64,7 +67,7 @@ func newIngestShape(kind string, t *ingestTarget) (*ingestShape, error) {
 			mac := hmac.New(sha256.New, []byte(t.sourceSecret))
 			return func(b []byte, seq int64) []byte {
 				i := strconv.FormatInt(seq, 10)
-				body := `{"ref":"refs/heads/main","i":` + i + `}`
+				body := `{"ref":"refs/heads/main","i":` + i + pad + `}`
 				extra := "X-GitHub-Event: push\r\nX-GitHub-Delivery: " + runID + "-" + i + "\r\nX-Hub-Signature-256: sha256=" + sign(mac, body) + "\r\n"
 				return appendRequest(b, head, []byte(extra), body)
 			}
@@ -99,4 +102,32 @@ func sign(mac hash.Hash, body string) string {
 	mac.Reset()
 	mac.Write([]byte(body))
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// maxIngestPayload bounds --payload, well under the largest event
+// (switchyard.MaxEventBytes).
+const maxIngestPayload = 128 << 10
+
+// ingestPadding returns `,"repository":{…}` of about n bytes, shaped like
+// the repository object of a GitHub push (URLs, counts, flags, a nested
+// owner), for --payload; "" for n <= 0.
+func ingestPadding(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(`,"repository":{"id":1296269,"name":"hello","full_name":"octo/hello","private":false,` +
+		`"owner":{"login":"octo","id":1,"type":"User","site_admin":false}`)
+	for i := 0; b.Len() < n-1; i++ {
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&b, `,"url_%d":"https://api.github.com/repos/octo/hello/things/%d"`, i, i)
+		case 1:
+			fmt.Fprintf(&b, `,"count_%d":%d`, i, i*37)
+		default:
+			fmt.Fprintf(&b, `,"has_%d":%t`, i, i%2 == 0)
+		}
+	}
+	b.WriteString("}")
+	return b.String()
 }
