@@ -73,12 +73,21 @@ func eventFromStore(e *store.Event) (*Event, error) {
 // event is checked first: if one is invalid, nothing is recorded and the
 // error names its index.
 func (c *Client) SendEvents(ctx context.Context, evs ...CloudEvent) ([]SentEvent, error) {
-	return c.sendEvents(ctx, false, evs...)
+	return c.sendEvents(ctx, eventOrigin{}, evs...)
 }
 
-// sendEvents is SendEvents; system marks the engine's own events, which
-// rules and endpoints see only when they name them.
-func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent) ([]SentEvent, error) {
+// eventOrigin says where events given to sendEvents come from.
+type eventOrigin struct {
+	// system marks the engine's own events, which rules and endpoints see
+	// only when they name them.
+	system bool
+	// checkedData: their data was made from JSON just checked (a webhook's
+	// body), and is not scanned again.
+	checkedData bool
+}
+
+// sendEvents is SendEvents for events of origin from.
+func (c *Client) sendEvents(ctx context.Context, from eventOrigin, evs ...CloudEvent) ([]SentEvent, error) {
 	if len(evs) == 0 {
 		return nil, invalid("send events: no events given")
 	}
@@ -102,7 +111,7 @@ func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent)
 	topics := make([][]string, len(evs))
 	for i := range evs {
 		e := &evs[i]
-		if err := e.Validate(); err != nil {
+		if err := e.validate(!from.checkedData); err != nil {
 			return nil, eventError(len(evs), i, err)
 		}
 		body, err := e.MarshalJSON()
@@ -120,9 +129,9 @@ func (c *Client) sendEvents(ctx context.Context, system bool, evs ...CloudEvent)
 			TenantID: c.cfg.TenantID, Source: e.Source, EventID: e.ID, Type: e.Type, Subject: e.Subject,
 			Time: at, Body: body,
 		}
-		plan := eventPlan{c: c, event: e, rec: &recs[i], endpoints: byID, system: system}
+		plan := eventPlan{c: c, event: e, rec: &recs[i], endpoints: byID, system: from.system}
 		for _, r := range rules {
-			if (!system && r.rule.Matches(e.Type)) || (system && r.rule.MatchesSystem(e.Type)) {
+			if (!from.system && r.rule.Matches(e.Type)) || (from.system && r.rule.MatchesSystem(e.Type)) {
 				plan.rule(r)
 			}
 		}

@@ -127,7 +127,7 @@ func (r *systemRouter) route(ev queue.Event) {
 	now := time.Now().UTC()
 	ce := CloudEvent{SpecVersion: "1.0", ID: id, Source: systemSource, Type: ev.Type, Subject: subject,
 		Time: &now, DataContentType: "application/json", Data: data}
-	if _, err := c.sendEvents(ctx, true, ce); err != nil {
+	if _, err := c.sendEvents(ctx, eventOrigin{system: true}, ce); err != nil {
 		r.c.log.Error("switchyard: system events: record", "type", ev.Type, "tenant", ev.TenantID, "err", err)
 	}
 }
