@@ -104,7 +104,8 @@ type compiledAction struct {
 // Event is what expressions see of an event: its CloudEvents attributes
 // by name, its data decoded from JSON, and every other attribute under
 // extensions. Names outside it are errors when a rule is saved, not when
-// an event comes.
+// an event comes. Data given with SetData is decoded by Evaluate as far as
+// the rules read it, so an Event is evaluated by one goroutine at a time.
 type Event struct {
 	ID              string         `expr:"id"`
 	Source          string         `expr:"source"`
