@@ -332,7 +332,7 @@ func (c *Client) ReceiveWebhook(ctx context.Context, w Webhook) (*ReceivedWebhoo
 	default:
 		ev.DataBase64 = base64.StdEncoding.EncodeToString(w.Body)
 	}
-	// Its data, if any, is JSON compacted above or marshalled here.
+	// Its data, if any, was compacted from checked JSON or marshalled above.
 	sent, err := c.ForTenant(src.tenantID).sendEvents(ctx, eventOrigin{checkedData: true}, ev)
 	if err != nil {
 		return out, fmt.Errorf("switchyard: webhook to %s: %w", w.SourceID, err)
